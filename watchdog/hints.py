@@ -1,0 +1,57 @@
+"""One-line fix hints per failure kind (vocabulary layer).
+
+The source is the seed article's "Gotchas" table and its validation steps 4a–4d; probes may
+give a more specific hint (e.g. naming the model ids the server does list).
+"""
+
+from __future__ import annotations
+
+from watchdog.model import FailureKind
+
+HINTS: dict[FailureKind, str] = {
+    FailureKind.TIMEOUT: "no answer in time: engine stuck or overloaded; check nvidia-smi and the "
+    "vLLM log on the node",
+    FailureKind.CONNECT_TIMEOUT: "TCP connect timed out: host down, firewalled or wedged",
+    FailureKind.REFUSED: "nothing listens: vLLM is down or still loading the model "
+    "(normal for minutes after boot)",
+    FailureKind.UNREACHABLE: "no route to host: check the address, the network and the node's power",
+    FailureKind.HTTP_STATUS: "unexpected HTTP status: read the vLLM log on the node",
+    FailureKind.AUTH: "401/403: send the right key (Authorization: Bearer $VLLM_API_KEY); it must "
+    "match VLLM_API_KEY on the server",
+    FailureKind.MODEL_MISSING: "configured model id differs from --served-model-name: match it "
+    "exactly; confirm via /v1/models",
+    FailureKind.TOOL_CHOICE_DISABLED: "start vLLM with --enable-auto-tool-choice and the model's "
+    "--tool-call-parser",
+    FailureKind.NO_TOOL_CALL: "tool call described in prose, tool_calls null: verify "
+    "--enable-auto-tool-choice and the correct --tool-call-parser in the startup log",
+    FailureKind.BAD_ARGUMENTS: "arguments are not parseable JSON: genuine parser/model mismatch; "
+    "re-run, and if persistent file upstream",
+    FailureKind.REASONING_LEAK: "reasoning text in content or tool arguments: use the model's "
+    "prescribed --reasoning-parser; confirm content and reasoning are separate",
+    FailureKind.TRUNCATED: "finish_reason length: reasoning ate the output budget; raise max_tokens "
+    "(2048–4096)",
+    FailureKind.WRONG_TOOL: "model called another function than the one asked for: check the "
+    "tool-call parser and the chat template",
+    FailureKind.LOOP: "model repeats the tool call instead of using its result: tool-result turn "
+    "not consumed; check the tool_call_id echo and the parser (article 4d)",
+    FailureKind.WRONG_TOPOLOGY: "system_fingerprint lacks the expected topology tag: the cluster "
+    "may have fallen back to one node; check the Ray/TP setup",
+    FailureKind.NO_BANNER: "TCP accepted but sshd sent no banner: the node is wedged (typically "
+    "out of memory)",
+    FailureKind.BAD_BANNER: "the port answers but not with SSH-2.0: wrong port or another service",
+    FailureKind.NO_REPLY: "no ICMP echo reply: host down, or ICMP filtered",
+    FailureKind.BAD_RESPONSE: "malformed or oversized response: is this a vLLM endpoint? check "
+    "the base URL and any reverse proxy",
+    FailureKind.PLUG_UNREACHABLE: "smart plug does not answer: check its address, Wi-Fi and local "
+    "API (some firmware starts it minutes after a power loss)",
+    FailureKind.PLUG_AUTH: "smart plug rejected the credentials: set the TP-Link cloud account "
+    "credentials for KLAP/Tapo devices",
+    FailureKind.PLUG_ERROR: "smart plug answered unexpectedly: check the plug type, outlet and "
+    "firmware",
+    FailureKind.PROBE_ERROR: "the probe could not run on the watchdog host: read its log",
+}
+
+
+def hint_for(kind: FailureKind | None) -> str:
+    """The default one-line hint for ``kind`` ('' when the probe passed)."""
+    return "" if kind is None else HINTS[kind]
