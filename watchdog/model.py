@@ -210,3 +210,41 @@ class AlertEvent:
     @property
     def dedup_key(self) -> str:
         return f"cluster-watchdog/{self.node}/{self.condition.value}"
+
+
+# --------------------------------------------------------------------------- decisions
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A node (or the watchdog itself) changed class; ``reason`` says why, in one line."""
+
+    node: str
+    cluster: str
+    old: NodeClass
+    new: NodeClass
+    at: float
+    reason: str
+
+
+class ActionKind(StrEnum):
+    POWER_CYCLE = "power_cycle"
+    POWER_ON = "power_on"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class PowerAction:
+    """Switch a node's plug: a full cycle, or only on (a powered-off node, if configured)."""
+
+    kind: ActionKind
+    node: str
+    reason: str
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAction:
+    event: AlertEvent
+    kind: ActionKind = ActionKind.ALERT
+
+
+Action = PowerAction | AlertAction

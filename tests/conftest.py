@@ -1,0 +1,23 @@
+"""Shared test plumbing: the rule for missing real components, and fixture modules.
+
+Under ``CI=true`` a missing real component (sshd, journald, systemd) fails the test; on a
+developer machine it is skipped with the reason. Fixtures that start real components live in
+``tests/fixtures_*.py`` and are loaded here as plugins.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["fixtures_sshd", "fixtures_journald", "fixtures_systemd"]
+
+
+def need(available: bool, what: str) -> None:
+    """Fail (under CI=true) or skip (elsewhere) when a real component is missing."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"missing real component under CI=true: {what}", pytrace=False)
+    pytest.skip(f"missing real component: {what}")

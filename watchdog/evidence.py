@@ -1,0 +1,180 @@
+"""What the watchdog knows, as immutable values, and the pure updates that fold probe results in.
+
+Owns the per-probe :class:`Evidence` (consecutive failures and "failing since"), the per-node,
+per-cluster and fleet state the policy judges, and ``observe_*`` functions. Pure-logic layer:
+no I/O, no clock — ``now`` is always an argument (Unix seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from watchdog.model import (
+    ActionKind,
+    Condition,
+    FailureKind,
+    NodeClass,
+    PlugReading,
+    ProbeKind,
+    ProbeResult,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Track record of one probe against one target."""
+
+    consecutive: int = 0
+    failing_since: float | None = None
+    last_failure: FailureKind | None = None
+    last_detail: str = ""
+    last_hint: str = ""
+    last_at: float | None = None
+    ok_at: float | None = None  # last success
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive > 0
+
+    def held(self, now: float) -> float:
+        """How long the current failure streak has lasted."""
+        return 0.0 if self.failing_since is None else now - self.failing_since
+
+    def meets(self, threshold: int, duration: float, now: float) -> bool:
+        """Count *and* duration thresholds both met (design §3)."""
+        return self.consecutive >= threshold and self.held(now) >= duration
+
+    def ok_since(self, t: float) -> bool:
+        return not self.failing and self.ok_at is not None and self.ok_at >= t
+
+
+def fold(ev: Evidence, result: ProbeResult, now: float) -> Evidence:
+    """Fold one probe result into its evidence."""
+    if result.ok:
+        return Evidence(ok_at=now, last_at=now)
+    return Evidence(
+        consecutive=ev.consecutive + 1,
+        failing_since=ev.failing_since if ev.failing_since is not None else now,
+        last_failure=result.failure,
+        last_detail=result.detail,
+        last_hint=result.hint,
+        last_at=now,
+        ok_at=ev.ok_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    name: str
+    cluster: str
+    cls: NodeClass = NodeClass.UNKNOWN
+    since: float = 0.0
+    reason: str = ""
+    first_seen: float = 0.0
+    seen_healthy: bool = False
+    ssh: Evidence = Evidence()
+    ping: Evidence = Evidence()
+    plug: PlugReading | None = None
+    plug_at: float | None = None
+    cycles: tuple[float, ...] = ()  # start times of power cycles (the budget)
+    cycling_since: float | None = None  # a power action is in flight
+    power_kind: ActionKind | None = None  # which one, and whether an operator asked for it
+    power_manual: bool = False
+    boot_started_at: float | None = None  # power confirmed back on: boot grace runs
+    restore_on: bool = False  # a cycle switched it off and could not switch it back on
+    latched: bool = False
+    latched_reason: str = ""
+    paused: bool = False
+    paused_until: float | None = None  # None with paused: indefinitely
+    open_alerts: frozenset[Condition] = frozenset()
+
+    def in_maintenance(self, now: float) -> bool:
+        return self.paused and (self.paused_until is None or now < self.paused_until)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    name: str
+    probes: Mapping[ProbeKind, Evidence] = field(default_factory=dict)
+    open_alerts: frozenset[Condition] = frozenset()
+
+    def evidence(self, probe: ProbeKind) -> Evidence:
+        return self.probes.get(probe, Evidence())
+
+
+@dataclass(frozen=True, slots=True)
+class FleetState:
+    nodes: Mapping[str, NodeState]
+    clusters: Mapping[str, ClusterState]
+    witness: Evidence = Evidence()
+    link_up: bool | None = None  # None: not checked yet
+    fleet_cycles: tuple[tuple[str, float], ...] = ()
+    blind_alert_open: bool = False
+
+    def node(self, name: str) -> NodeState:
+        return self.nodes[name]
+
+    def with_node(self, node: NodeState) -> FleetState:
+        return replace(self, nodes={**self.nodes, node.name: node})
+
+    def with_cluster(self, cluster: ClusterState) -> FleetState:
+        return replace(self, clusters={**self.clusters, cluster.name: cluster})
+
+    @property
+    def in_flight(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes.values() if n.cycling_since is not None)
+
+
+def initial_fleet(members: Mapping[str, str], now: float) -> FleetState:
+    """A fresh fleet: ``members`` maps node name -> cluster name."""
+    nodes = {n: NodeState(name=n, cluster=c, since=now, first_seen=now) for n, c in members.items()}
+    clusters = {c: ClusterState(name=c) for c in sorted(set(members.values()))}
+    return FleetState(nodes=nodes, clusters=clusters)
+
+
+def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) -> FleetState:
+    """Fold a node-level probe (ssh, ping) into the fleet."""
+    st = fleet.node(node)
+    if result.probe is ProbeKind.SSH:
+        st = replace(st, ssh=fold(st.ssh, result, now))
+        if result.ok and st.boot_started_at is None and st.cycling_since is None:
+            st = replace(st, seen_healthy=True)
+    elif result.probe is ProbeKind.PING:
+        st = replace(st, ping=fold(st.ping, result, now))
+    else:
+        raise ValueError(f"not a node probe: {result.probe}")
+    return fleet.with_node(st)
+
+
+def observe_plug(fleet: FleetState, node: str, reading: PlugReading, now: float) -> FleetState:
+    return fleet.with_node(replace(fleet.node(node), plug=reading, plug_at=now))
+
+
+def observe_endpoint(
+    fleet: FleetState, cluster: str, result: ProbeResult, now: float
+) -> FleetState:
+    """Fold a cluster-level endpoint probe; it is attributed to every member node."""
+    cs = fleet.clusters[cluster]
+    probes = dict(cs.probes)
+    probes[result.probe] = fold(cs.evidence(result.probe), result, now)
+    return fleet.with_cluster(replace(cs, probes=probes))
+
+
+def observe_witness(fleet: FleetState, result: ProbeResult, now: float) -> FleetState:
+    return replace(fleet, witness=fold(fleet.witness, result, now))
+
+
+def observe_link(fleet: FleetState, up: bool) -> FleetState:
+    return replace(fleet, link_up=up)
+
+
+def reconcile(fleet: FleetState, members: Mapping[str, str], now: float) -> FleetState:
+    """Adopt a new node list (config reload): keep known nodes, add new ones, drop removed."""
+    fresh = initial_fleet(members, now)
+    nodes = {
+        n: replace(fleet.nodes[n], cluster=c) if n in fleet.nodes else fresh.nodes[n]
+        for n, c in members.items()
+    }
+    clusters = {c: fleet.clusters.get(c, fresh.clusters[c]) for c in fresh.clusters}
+    return replace(fleet, nodes=nodes, clusters=clusters)
