@@ -1,0 +1,102 @@
+"""sshd banner probe: the evidence that tells a *wedged* node from a slow one (design §1, §3).
+
+A node that ran out of memory often still answers ICMP, and its kernel still completes TCP
+handshakes from the listen backlog, but sshd never gets to write its version line. So this probe
+connects and reads the first line (at most :data:`MAX_BANNER` bytes) within ONE deadline that
+covers resolve + connect + read, and sorts the outcome:
+
+- ok — the line starts with ``SSH-2.0-`` (or ``SSH-1.99-``, a server that speaks both);
+- NO_BANNER — TCP accepted, but nothing was said before the deadline or the peer closed without
+  a word: the wedge signature;
+- BAD_BANNER — something answered that is not sshd (wrong port, another service);
+- REFUSED / CONNECT_TIMEOUT / UNREACHABLE — see :func:`watchdog.probes.tcp.connect_failure`.
+
+It never speaks SSH beyond reading the banner and always closes the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from watchdog.hints import hint_for
+from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.probes.tcp import connect, connect_failure
+
+# RFC 4253 §4.2 caps the identification line at 255 bytes including CR LF.
+MAX_BANNER = 256
+SSH_PREFIXES = (b"SSH-2.0-", b"SSH-1.99-")
+
+
+async def _read_first_line(sock: socket.socket, buf: bytearray) -> None:
+    """Read into ``buf`` until a LF, EOF or :data:`MAX_BANNER` bytes (bounded memory).
+
+    ``buf`` belongs to the caller so that what arrived before a timeout is still there to be
+    judged. A reset after the handshake counts as "closed without a line", like EOF.
+    """
+    loop = asyncio.get_running_loop()
+    while b"\n" not in buf and len(buf) < MAX_BANNER:
+        try:
+            chunk = await loop.sock_recv(sock, MAX_BANNER - len(buf))
+        except (ConnectionResetError, BrokenPipeError):
+            return
+        if not chunk:
+            return
+        buf += chunk
+
+
+def _printable(raw: bytes, limit: int = 80) -> str:
+    """One log-safe line: strip the line end, escape control bytes, cap the length."""
+    text = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", errors="backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _judge(buf: bytes, *, timed_out: bool) -> tuple[FailureKind | None, str]:
+    if buf.startswith(SSH_PREFIXES):
+        return None, _printable(buf, MAX_BANNER)
+    if not buf:
+        why = "nothing said before the deadline" if timed_out else "peer closed without a line"
+        return FailureKind.NO_BANNER, f"TCP accepted, {why}"
+    return FailureKind.BAD_BANNER, f"not an SSH banner: {_printable(buf)!r}"
+
+
+async def probe_ssh(
+    host: str,
+    port: int,
+    *,
+    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline (design §4)
+    target: str,
+) -> ProbeResult:
+    """Read sshd's banner from ``host:port`` within ``timeout`` seconds (connect included)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sock: socket.socket | None = None
+    buf = bytearray()
+    timed_out = False
+    try:
+        async with asyncio.timeout(timeout):
+            sock = await connect(host, port)
+            await _read_first_line(sock, buf)
+    except TimeoutError as exc:
+        if sock is None:  # the deadline fell inside resolve/connect
+            kind, detail = connect_failure(exc)
+            return _result(target, kind, loop.time() - start, detail)
+        timed_out = True
+    except (OSError, ValueError, UnicodeError, OverflowError) as exc:
+        kind, detail = connect_failure(exc)
+        if sock is None or kind is FailureKind.UNREACHABLE:
+            return _result(target, kind, loop.time() - start, detail)
+        # Any other error after the handshake: the peer went away without a line.
+    finally:
+        if sock is not None:
+            sock.close()
+    verdict, what = _judge(bytes(buf), timed_out=timed_out)
+    latency = loop.time() - start
+    if verdict is None:
+        return ProbeResult(ProbeKind.SSH, target, None, latency, detail=what, data={"banner": what})
+    return _result(target, verdict, latency, what)
+
+
+def _result(target: str, kind: FailureKind, latency: float, detail: str) -> ProbeResult:
+    return ProbeResult(ProbeKind.SSH, target, kind, latency, detail=detail, hint=hint_for(kind))
