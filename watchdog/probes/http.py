@@ -1,0 +1,99 @@
+"""Endpoint liveness probes: ``GET /health`` and ``GET /v1/models`` (adapter layer).
+
+Both are cheap and both are blind to a stuck engine (field notes: vLLM #49210 — ``/health``
+stayed 200 for 17 h; ``/v1/models`` answers from config). They tell "process up, key right,
+model name right" apart from "serving", which only the tool call proves (:mod:`.toolcall`).
+
+Also owns :func:`make_client`, the one HTTP client the daemon shares between probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from watchdog.config import Endpoint
+from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
+
+_SHOWN_MODELS = 5  # enough to spot the right id, short enough for one line
+
+
+def make_client() -> httpx.AsyncClient:
+    """The client every endpoint probe shares.
+
+    No keep-alive: each probe must prove a fresh TCP connect (a wedged host can keep an old
+    connection open while refusing new ones, and a pooled connection hides "refused" during a
+    model load). No environment proxies (``trust_env=False``): the watchdog must reach the node
+    itself, not whatever ``HTTPS_PROXY`` a shell exported. No redirects: a 3xx means the
+    base URL is wrong, and we say so. No retries (httpx's transport default is 0; set anyway).
+    """
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(retries=0, trust_env=False),
+        trust_env=False,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
+        # Ask for an uncompressed body: the size limit then bounds what is decoded too.
+        headers={"User-Agent": "cluster-watchdog", "Accept-Encoding": "identity"},
+        timeout=httpx.Timeout(30.0),
+    )
+
+
+async def probe_health(
+    client: httpx.AsyncClient,
+    ep: Endpoint,
+    *,
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    target: str,
+) -> ProbeResult:
+    """``GET {base}/health`` answers 200 (the body is not read: vLLM sends none)."""
+
+    async def body(ex: Exchange) -> tuple[str, Mapping[str, str]]:
+        reply = await ex.request("GET", "/health", auth=False, read_body=False)
+        if reply.status != 200:
+            raise status_fault(reply, "/health")
+        return "HTTP 200", {}
+
+    return await run_probe(ProbeKind.HEALTH, client, ep, timeout=timeout, target=target, body=body)
+
+
+async def probe_models(
+    client: httpx.AsyncClient,
+    ep: Endpoint,
+    *,
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    target: str,
+) -> ProbeResult:
+    """``GET {base}/v1/models`` lists ``ep.model`` (article step 4a)."""
+
+    async def body(ex: Exchange) -> tuple[str, Mapping[str, str]]:
+        reply = await ex.request("GET", "/v1/models", auth=True)
+        if reply.status != 200:
+            raise status_fault(reply, "/v1/models")
+        ids = served_ids(reply.json())
+        listed = ", ".join(ids)
+        if ep.model not in ids:
+            shown = ids[:_SHOWN_MODELS]
+            more = f" and {len(ids) - len(shown)} more" if len(ids) > len(shown) else ""
+            raise Fault(
+                FailureKind.MODEL_MISSING,
+                f"model {ep.model!r} not served; /v1/models lists {listed or 'nothing'}",
+                f"server lists {shown!r}{more}; set endpoint.model to one of them "
+                "(--served-model-name)",
+                {"models": listed},
+            )
+        return f"serves {ep.model}", {"models": listed}
+
+    return await run_probe(ProbeKind.MODELS, client, ep, timeout=timeout, target=target, body=body)
+
+
+def served_ids(payload: object) -> list[str]:
+    """The ids in an OpenAI model list, or BAD_RESPONSE if it is not one."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise Fault(FailureKind.BAD_RESPONSE, "/v1/models answered 200 without a data[] list")
+    ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    if len(ids) != len(data):
+        raise Fault(FailureKind.BAD_RESPONSE, "/v1/models lists entries without a string id")
+    return ids
