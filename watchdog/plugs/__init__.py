@@ -1,0 +1,23 @@
+"""Power switches: the Plug interface, its drivers and the one power-cycle procedure.
+
+Orchestration uses :class:`Plug`, :func:`make_plug`, :func:`power_cycle` and
+:func:`ensure_on`; only :mod:`watchdog.plugs.kasa` knows python-kasa.
+"""
+
+from watchdog.plugs.base import Plug, failure_kind, unreachable_reading
+from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
+from watchdog.plugs.dryrun import DryRunPlug
+from watchdog.plugs.factory import make_plug
+
+__all__ = [
+    "CycleOutcome",
+    "CycleStep",
+    "DryRunPlug",
+    "Plug",
+    "StepReport",
+    "ensure_on",
+    "failure_kind",
+    "make_plug",
+    "power_cycle",
+    "unreachable_reading",
+]

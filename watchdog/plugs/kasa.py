@@ -1,0 +1,302 @@
+"""TP-Link Kasa/Tapo driver over python-kasa (>= 0.12): the only module that imports ``kasa``.
+
+Owns one outlet: a single plug, or one outlet of a strip chosen by index (from 0) or alias.
+Every python-kasa exception is translated here into :class:`~watchdog.errors.PlugError`
+(``raise ... from exc``): ``AuthenticationError`` -> AUTH, a timeout anywhere in the cause
+chain -> TIMEOUT (python-kasa wraps a timed-out ``turn_off`` in a plain ``KasaException``),
+refused / unreachable -> UNREACHABLE, anything else -> PROTOCOL. Messages never carry
+credentials.
+
+python-kasa retries every request 3 more times itself (worst case about 4 x timeout + 3 s);
+that is the one retry loop for plug I/O, so nothing here retries a single request. The
+connected device is cached and dropped after any error, so the next call reconnects.
+
+Device-side timer (crash safety, design §3): legacy Kasa firmware has a ``count_down`` rule
+that switches the relay by itself. python-kasa's ``Countdown`` module asks for the service
+``countdown`` (wrong name), so the rule is set through the raw protocol query. Tapo firmware
+has ``add_countdown_rule`` on its own API; that path follows the published method shape but
+has no emulator to test it against (see the report in the repository history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from kasa import AuthenticationError, Credentials, Device, DeviceConfig, KasaException, Module
+from kasa.deviceconfig import DeviceConnectionParameters, DeviceEncryptionType, DeviceFamily
+from kasa.exceptions import DeviceError, SmartErrorCode
+from kasa.exceptions import TimeoutError as KasaTimeoutError
+from kasa.iot import IotDevice
+
+from watchdog.config import Plug as PlugConfig
+from watchdog.config import PlugEncryption, PlugType
+from watchdog.errors import ConfigError, PlugError, PlugFailure
+from watchdog.model import PlugReading
+from watchdog.plugs.base import unreachable_reading
+
+T = TypeVar("T")
+_Refresh = Literal["none", "state", "all"]
+TIMER_NAME = "cluster-watchdog"
+_MODULE_NOT_SUPPORTED = -1  # legacy firmware's answer for a service it does not have
+_UNSUPPORTED_SMART = {SmartErrorCode.UNKNOWN_METHOD_ERROR, SmartErrorCode.PARAMS_ERROR}
+
+
+def connection_type(cfg: PlugConfig) -> DeviceConnectionParameters:
+    """python-kasa connection parameters for the configured type and encryption."""
+    enc = cfg.effective_encryption
+    if cfg.type is PlugType.TAPO:
+        if enc is PlugEncryption.XOR:
+            raise ConfigError("plug.encryption", "Tapo plugs do not speak xor", "use klap or aes")
+        family = DeviceFamily.SmartTapoPlug
+        kind = DeviceEncryptionType.Klap if enc is PlugEncryption.KLAP else DeviceEncryptionType.Aes
+        return DeviceConnectionParameters(family, kind, login_version=2)
+    if enc is PlugEncryption.XOR:
+        return DeviceConnectionParameters(DeviceFamily.IotSmartPlugSwitch, DeviceEncryptionType.Xor)
+    if enc is PlugEncryption.KLAP:  # legacy Kasa API behind KLAP v2 (HS300 1.1.x, KP125 …)
+        return DeviceConnectionParameters(
+            DeviceFamily.IotSmartPlugSwitch, DeviceEncryptionType.Klap, login_version=2
+        )
+    return DeviceConnectionParameters(
+        DeviceFamily.SmartKasaPlug, DeviceEncryptionType.Aes, login_version=2
+    )
+
+
+def classify(exc: BaseException) -> PlugFailure:
+    """How a python-kasa (or socket) failure maps onto :class:`PlugFailure`."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 12:
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    if any(isinstance(e, AuthenticationError) for e in chain):
+        return PlugFailure.AUTH
+    if any(isinstance(e, KasaTimeoutError | TimeoutError) for e in chain):
+        return PlugFailure.TIMEOUT
+    if any(isinstance(e, OSError) for e in chain):  # refused, no route, DNS (gaierror)
+        return PlugFailure.UNREACHABLE
+    return PlugFailure.PROTOCOL
+
+
+class KasaPlug:
+    """One Kasa/Tapo outlet, driven through python-kasa."""
+
+    def __init__(self, cfg: PlugConfig, *, label: str) -> None:
+        self.label = label
+        self._host = cfg.host
+        self._port = cfg.port
+        self._outlet = cfg.outlet
+        self._timeout = max(1, math.ceil(cfg.timeout))  # python-kasa takes whole seconds
+        self._connection = connection_type(cfg)
+        self._credentials: Credentials | None = None
+        self._secrets: tuple[str, ...] = ()
+        if cfg.username is not None and cfg.password is not None:
+            user, password = cfg.username.get_secret_value(), cfg.password.get_secret_value()
+            self._credentials = Credentials(user, password)  # its fields are repr=False
+            self._secrets = tuple(s for s in (user, password) if s)
+        self._timer_wanted = cfg.device_timer
+        self._timer_missing = False  # learnt from the device: it has no countdown service
+        self._dev: Device | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        where = f"{self._host}:{self._port}" if self._port else self._host
+        return f"KasaPlug({self.label!r}, {where}, outlet={self._outlet!r})"
+
+    @property
+    def supports_timer(self) -> bool:
+        return self._timer_wanted and not self._timer_missing
+
+    # ------------------------------------------------------------------ the interface
+    async def read(self) -> PlugReading:
+        try:
+            return await self._run("read", self._read, refresh="all")
+        except PlugError as err:
+            return unreachable_reading(err)
+
+    async def is_on(self) -> bool:
+        async def op(dev: Device) -> bool:
+            return bool(self._target(dev).is_on)
+
+        return await self._run("read state", op, refresh="state")
+
+    async def turn_off(self) -> None:
+        async def op(dev: Device) -> None:
+            await self._target(dev).turn_off()
+
+        await self._run("switch off", op)
+
+    async def turn_on(self) -> None:
+        async def op(dev: Device) -> None:
+            await self._target(dev).turn_on()
+
+        await self._run("switch on", op)
+
+    async def arm_on_timer(self, delay: float) -> bool:
+        if not self.supports_timer:
+            return False
+        seconds = max(1, math.ceil(delay))
+
+        async def op(dev: Device) -> bool:
+            if isinstance(dev, IotDevice):
+                return await self._iot_countdown(dev, seconds)
+            return await self._smart_countdown(dev, seconds)
+
+        return await self._run("arm the switch-on timer", op)
+
+    async def disarm_timer(self) -> None:
+        if not self.supports_timer:
+            return
+
+        async def op(dev: Device) -> None:
+            if isinstance(dev, IotDevice):
+                await self._iot_countdown(dev, None)
+            else:
+                await self._smart_countdown(dev, None)
+
+        await self._run("disarm the switch-on timer", op)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    # ------------------------------------------------------------------ internals
+    async def _run(
+        self, what: str, op: Callable[[Device], Awaitable[T]], *, refresh: _Refresh = "none"
+    ) -> T:
+        async with self._lock:
+            try:
+                return await op(await self._device(refresh))
+            except PlugError:
+                await self._drop()
+                raise
+            except (KasaException, OSError) as exc:
+                await self._drop()
+                kind = classify(exc)
+                raise PlugError(
+                    kind, f"plug {self.label}: {what} failed ({kind.value}): {self._scrub(exc)}"
+                ) from exc
+
+    async def _device(self, refresh: _Refresh) -> Device:
+        """The cached device (connecting if need be); ``refresh`` what must be current.
+
+        "state" skips the per-outlet queries of a strip: an outlet's relay state comes with
+        the strip's sysinfo, only its energy meter needs its own (one request per outlet).
+        """
+        if self._dev is None:
+            config = DeviceConfig(
+                host=self._host,
+                port_override=self._port,
+                timeout=self._timeout,
+                credentials=self._credentials,
+                connection_type=self._connection,
+            )
+            self._dev = await Device.connect(config=config)  # connect() runs update()
+        elif refresh != "none":
+            await self._dev.update(update_children=refresh == "all")
+        return self._dev
+
+    async def _drop(self) -> None:
+        dev, self._dev = self._dev, None
+        if dev is not None:
+            with contextlib.suppress(KasaException, OSError):  # thrown away anyway
+                await dev.disconnect()
+
+    def _target(self, dev: Device) -> Device:
+        outlet, children = self._outlet, dev.children
+        if outlet is None:
+            if children:
+                raise PlugError(
+                    PlugFailure.NO_OUTLET,
+                    f"plug {self.label}: the device is a "
+                    f"strip with {len(children)} outlets; set plug.outlet",
+                )
+            return dev
+        if not children:
+            raise PlugError(
+                PlugFailure.NO_OUTLET,
+                f"plug {self.label}: outlet {outlet!r} set, but the device is no strip",
+            )
+        if isinstance(outlet, int):
+            if 0 <= outlet < len(children):
+                return children[outlet]
+        else:
+            child = next((c for c in children if (c.alias or "").lower() == outlet.lower()), None)
+            if child is not None:
+                return child
+        names = ", ".join(repr(c.alias) for c in children)
+        raise PlugError(
+            PlugFailure.NO_OUTLET,
+            f"plug {self.label}: no outlet {outlet!r} (outlets 0..{len(children) - 1}: {names})",
+        )
+
+    async def _read(self, dev: Device) -> PlugReading:
+        target = self._target(dev)
+        watts: float | None = None
+        energy = target.modules.get(Module.Energy)
+        if energy is not None and energy.current_consumption is not None:
+            watts = float(energy.current_consumption)
+        return PlugReading(
+            reachable=True,
+            is_on=bool(target.is_on),
+            watts=watts,
+            detail=f"{target.alias or self._host}",
+        )
+
+    async def _iot_countdown(self, dev: IotDevice, seconds: int | None) -> bool:
+        """Replace the outlet's count_down rule by ours (``seconds``) or by none."""
+        calls: dict[str, Any] = {"delete_all_rules": {}}
+        if seconds is not None:
+            calls["add_rule"] = {"enable": 1, "delay": seconds, "act": 1, "name": TIMER_NAME}
+        query: dict[str, Any] = {"count_down": calls}
+        target = self._target(dev)
+        if target is not dev:
+            query["context"] = {"child_ids": [target.child_id]}  # type: ignore[attr-defined]
+        answer = (await dev.protocol.query(query)).get("count_down", {})
+        if answer.get("err_code") == _MODULE_NOT_SUPPORTED:
+            self._timer_missing = True
+            return False
+        for call in calls:
+            result = answer.get(call, {}) if isinstance(answer, dict) else {}
+            if result.get("err_code") != 0:
+                raise PlugError(
+                    PlugFailure.PROTOCOL,
+                    f"plug {self.label}: count_down.{call} answered {result!r}",
+                )
+        return True
+
+    async def _smart_countdown(self, dev: Device, seconds: int | None) -> bool:
+        """Tapo / smart firmware: one countdown rule per device, edited in place."""
+        target: Any = self._target(dev)
+        try:
+            listed = await target._query_helper("get_countdown_rules")
+            rules = listed.get("get_countdown_rules", listed).get("rule_list", [])
+            if seconds is None:
+                for rule in rules:
+                    await target._query_helper("edit_countdown_rule", {**rule, "enable": False})
+                return True
+            params = {
+                "delay": seconds,
+                "desired_states": {"on": True},
+                "enable": True,
+                "remain": seconds,
+            }
+            if rules:
+                await target._query_helper("edit_countdown_rule", {**params, "id": rules[0]["id"]})
+            else:
+                await target._query_helper("add_countdown_rule", params)
+            return True
+        except DeviceError as exc:
+            if exc.error_code in _UNSUPPORTED_SMART:
+                self._timer_missing = True
+                return False
+            raise
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:300]
