@@ -477,7 +477,7 @@ def test_a_paused_node_is_neither_cycled_nor_paged_and_resumes_after() -> None:
 def test_resume_and_clear_refuse_what_makes_no_sense() -> None:
     f = healthy_fleet()
     with pytest.raises(lifecycle.Refused):
-        lifecycle.resume(f, "a")
+        lifecycle.resume(f, "a", now=T0)
     with pytest.raises(lifecycle.Refused):
         lifecycle.clear(f, "a")
     with pytest.raises(lifecycle.Refused, match="unknown node"):

@@ -83,6 +83,7 @@ class NodeState:
     power_manual: bool = False
     boot_started_at: float | None = None  # power confirmed back on: boot grace runs
     restore_on: bool = False  # a cycle switched it off and could not switch it back on
+    cycle_failed: bool = False  # the last power action failed after touching the plug
     latched: bool = False
     latched_reason: str = ""
     paused: bool = False

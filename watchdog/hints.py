@@ -14,7 +14,8 @@ HINTS: dict[FailureKind, str] = {
     FailureKind.CONNECT_TIMEOUT: "TCP connect timed out: host down, firewalled or wedged",
     FailureKind.REFUSED: "nothing listens: vLLM is down or still loading the model "
     "(normal for minutes after boot)",
-    FailureKind.UNREACHABLE: "no route to host: check the address, the network and the node's power",
+    FailureKind.UNREACHABLE: "no route to host: check the address, the network and the node's "
+    "power",
     FailureKind.HTTP_STATUS: "unexpected HTTP status: read the vLLM log on the node",
     FailureKind.AUTH: "401/403: send the right key (Authorization: Bearer $VLLM_API_KEY); it must "
     "match VLLM_API_KEY on the server",
@@ -28,8 +29,8 @@ HINTS: dict[FailureKind, str] = {
     "re-run, and if persistent file upstream",
     FailureKind.REASONING_LEAK: "reasoning text in content or tool arguments: use the model's "
     "prescribed --reasoning-parser; confirm content and reasoning are separate",
-    FailureKind.TRUNCATED: "finish_reason length: reasoning ate the output budget; raise max_tokens "
-    "(2048–4096)",
+    FailureKind.TRUNCATED: "finish_reason length: reasoning ate the output budget; raise "
+    "max_tokens (2048–4096)",
     FailureKind.WRONG_TOOL: "model called another function than the one asked for: check the "
     "tool-call parser and the chat template",
     FailureKind.LOOP: "model repeats the tool call instead of using its result: tool-result turn "

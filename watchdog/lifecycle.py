@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from watchdog.config import Config
 from watchdog.evidence import Evidence, FleetState, NodeState
-from watchdog.model import ActionKind, Condition, NodeClass, PowerAction
+from watchdog.model import ActionKind, NodeClass, PlugReading, PowerAction
 from watchdog.policy import Decision
 
 
@@ -40,11 +40,12 @@ def power_finished(
             st,
             boot_started_at=now,
             restore_on=False,
+            # The procedure confirmed the relay on; older readings are stale.
+            plug=PlugReading(reachable=True, is_on=True),
+            plug_at=now,
             ssh=Evidence(),
-            open_alerts=st.open_alerts - {Condition.CYCLE_FAILED},
+            cycle_failed=False,
         )
-        if kind is ActionKind.POWER_ON and not st.open_alerts:
-            st = replace(st, plug=None)
         return fleet.with_node(st)
     if not touched and started is not None and kind is ActionKind.POWER_CYCLE:
         # Aborted before switching anything (plug check failed): refund the budget.
@@ -55,7 +56,7 @@ def power_finished(
     st = replace(
         st,
         restore_on=left_off or st.restore_on,
-        open_alerts=st.open_alerts | ({Condition.CYCLE_FAILED} if touched else set()),
+        cycle_failed=touched or st.cycle_failed,
     )
     return fleet.with_node(st)
 
@@ -67,12 +68,16 @@ def pause(fleet: FleetState, node: str, *, until: float | None, now: float) -> F
     return fleet.with_node(replace(st, paused=True, paused_until=until))
 
 
-def resume(fleet: FleetState, node: str) -> FleetState:
+def resume(fleet: FleetState, node: str, *, now: float) -> FleetState:
     st = _known(fleet, node)
     if not st.paused:
         raise Refused(f"{node} is not paused")
-    # Evidence gathered while an operator worked on the node must not trigger action now.
-    return fleet.with_node(replace(st, paused=False, paused_until=None, ssh=Evidence()))
+    # Evidence gathered while an operator worked on the node must not trigger action now: a
+    # still-failing sshd starts over as a fresh suspicion (confirmed again before any action).
+    ssh = st.ssh
+    if ssh.failing:
+        ssh = replace(ssh, consecutive=1, failing_since=now)
+    return fleet.with_node(replace(st, paused=False, paused_until=None, ssh=ssh))
 
 
 def clear(fleet: FleetState, node: str) -> FleetState:

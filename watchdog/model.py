@@ -30,8 +30,13 @@ class ProbeKind(StrEnum):
 
 
 _ENDPOINT_PROBES = frozenset(
-    {ProbeKind.HEALTH, ProbeKind.MODELS, ProbeKind.TOOL_CALL, ProbeKind.ROUND_TRIP,
-     ProbeKind.TOPOLOGY}
+    {
+        ProbeKind.HEALTH,
+        ProbeKind.MODELS,
+        ProbeKind.TOOL_CALL,
+        ProbeKind.ROUND_TRIP,
+        ProbeKind.TOPOLOGY,
+    }
 )
 
 
@@ -167,6 +172,10 @@ class EventType(StrEnum):
     CONFIG_REJECTED = "config_rejected"
     STARTED = "started"
     STOPPING = "stopping"
+    ALERT_SENT = "alert_sent"  # an alert was handed to the dispatcher (trigger or resolve)
+    ALERT_FAILED = "alert_failed"  # a channel could not deliver it
+    OPERATOR = "operator"  # pause, resume, clear or cycle by an operator
+    STATE_PROBLEM = "state_problem"  # the persisted state was unusable and was moved aside
 
 
 class AlertStatus(StrEnum):

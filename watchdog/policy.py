@@ -113,6 +113,8 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
         if v.cls is not st.cls:
             transitions.append(Transition(name, st.cluster, st.cls, v.cls, now, v.reason))
             st = replace(st, cls=v.cls, since=now)
+        if v.cls is NodeClass.HEALTHY:
+            st = replace(st, cycle_failed=False)  # healthy again: that failure is history
         nodes[name] = replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
     fleet, alerts = _alerts(fleet, cfg, now, blind)
@@ -312,7 +314,9 @@ def _backoff(base: float, recent: list[float]) -> float:
 def _node_conditions(st: NodeState) -> set[Condition]:
     want: set[Condition] = set()
     was_wedged = Condition.WEDGED in st.open_alerts
-    if st.cls is NodeClass.WEDGED or (st.cls is NodeClass.BOOTING and was_wedged):
+    if st.cls is NodeClass.WEDGED or (
+        st.cls in (NodeClass.BOOTING, NodeClass.GIVEN_UP) and was_wedged
+    ):  # giving up does not make the node less wedged: the page stays open
         want.add(Condition.WEDGED)
     if st.cls is NodeClass.CYCLING and (
         was_wedged or (st.power_kind is ActionKind.POWER_CYCLE and not st.power_manual)
@@ -326,7 +330,7 @@ def _node_conditions(st: NodeState) -> set[Condition]:
         want.add(Condition.MISCONFIGURED)  # endpoint faults are paged once, per cluster
     if st.plug is not None and not st.plug.reachable and st.cls is not NodeClass.MAINTENANCE:
         want.add(Condition.PLUG)
-    if Condition.CYCLE_FAILED in st.open_alerts and st.cls is not NodeClass.HEALTHY:
+    if st.cycle_failed and st.cls is not NodeClass.HEALTHY:
         want.add(Condition.CYCLE_FAILED)
     return want
 
@@ -357,10 +361,11 @@ def _alerts(
             continue  # what we cannot see we neither page about nor resolve
         want = _node_conditions(st)
         for cond in sorted(want | st.open_alerts):
-            if cond in want:
-                out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
-            else:
+            if cond not in want:
                 out.append(_node_event(st, cond, AlertStatus.RESOLVE, now))
+            elif cond not in st.open_alerts or (cond is Condition.WEDGED and st.since == now):
+                # New, or the wedge incident moved on (wedged -> cycling -> booting).
+                out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
         nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
     for cs in fleet.clusters.values():
@@ -373,6 +378,8 @@ def _alerts(
                 ):
                     want_c[Condition(m.cls.value)] = m
         for cond in sorted(set(want_c) | cs.open_alerts):
+            if cond in want_c and cond in cs.open_alerts:
+                continue  # still open: the dispatcher re-notifies on its own schedule
             if cond in want_c:
                 out.append(_cluster_event(cs, cond, AlertStatus.TRIGGER, want_c[cond], now))
             elif not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
