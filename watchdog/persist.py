@@ -1,0 +1,83 @@
+"""Mapping between the policy's fleet state and the persisted records (orchestration layer).
+
+What survives a restart: the budget (cycle times, per node and fleet-wide), the latch,
+maintenance windows, boot grace in progress, whether a node was ever seen healthy, the open
+alert conditions (so a recovery after a restart still resolves its page), and — in the
+store's intents — any power cycle that was under way. Failure streaks start afresh: after a
+restart the watchdog re-confirms before acting, which only delays action, never causes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from watchdog.evidence import FleetState, initial_fleet
+from watchdog.model import Condition, NodeClass
+from watchdog.store import NodeRecord, PersistedState
+
+
+def to_persisted(fleet: FleetState, base: PersistedState) -> PersistedState:
+    """The fleet as records; intents are kept from ``base`` (the store owns them)."""
+    records = dict(base.nodes)
+    for name, st in fleet.nodes.items():
+        records[name] = NodeRecord(
+            node_class=st.cls.value,
+            since=st.since,
+            consecutive_failures=st.ssh.consecutive,
+            failing_since=st.ssh.failing_since,
+            seen_healthy=st.seen_healthy,
+            cycles=st.cycles,
+            latched=st.latched,
+            latched_reason=st.latched_reason,
+            latched_at=st.since if st.latched else None,
+            paused=st.paused,
+            paused_until=st.paused_until,
+            last_failure=st.ssh.last_failure.value if st.ssh.last_failure else "",
+            last_detail=st.reason,
+            last_cycle_at=st.cycles[-1] if st.cycles else None,
+            boot_started_at=st.boot_started_at,
+            open_alerts=tuple(sorted(c.value for c in st.open_alerts)),
+        )
+    return replace(base, nodes=records, fleet_cycles=fleet.fleet_cycles)
+
+
+def from_persisted(state: PersistedState, members: Mapping[str, str], now: float) -> FleetState:
+    """A fleet for ``members`` (node -> cluster) seeded from what was persisted."""
+    fleet = initial_fleet(members, now)
+    nodes = dict(fleet.nodes)
+    for name, st in fleet.nodes.items():
+        rec = state.nodes.get(name)
+        if rec is None:
+            continue
+        try:
+            cls = NodeClass(rec.node_class)
+        except ValueError:
+            cls = NodeClass.UNKNOWN
+        nodes[name] = replace(
+            st,
+            cls=cls,
+            since=rec.since or now,
+            reason=rec.last_detail,
+            seen_healthy=rec.seen_healthy,
+            cycles=rec.cycles,
+            latched=rec.latched,
+            latched_reason=rec.latched_reason,
+            paused=rec.paused,
+            paused_until=rec.paused_until,
+            boot_started_at=rec.boot_started_at,
+            open_alerts=frozenset(_conditions(rec.open_alerts)),
+        )
+    known = set(members)
+    cycles = tuple(c for c in state.fleet_cycles if c[0] in known)
+    return replace(fleet, nodes=nodes, fleet_cycles=cycles)
+
+
+def _conditions(values: tuple[str, ...]) -> list[Condition]:
+    out = []
+    for v in values:
+        try:
+            out.append(Condition(v))
+        except ValueError:
+            continue  # a condition a newer version wrote: not ours to resolve
+    return out

@@ -1,0 +1,585 @@
+"""The engine: APScheduler jobs per node and probe feed the pure policy; actions run as tasks.
+
+Orchestration layer. Each probe job observes, then evaluates; every decision is applied in
+one place (``_apply``): transitions are logged, alerts submitted, power actions started as
+their own tasks (never blocking probing), confirmation bursts scheduled, state persisted.
+A power action records its intent (fsync'd) before the plug is touched; at start-up any
+half-done cycle is finished — the plug switched on — before a single probe runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watchdog import control, lifecycle
+from watchdog.config import Cluster, Config, Node
+from watchdog.evidence import (
+    FleetState,
+    observe_endpoint,
+    observe_link,
+    observe_node,
+    observe_plug,
+    observe_witness,
+    reconcile,
+)
+from watchdog.journal import log_event
+from watchdog.model import (
+    ActionKind,
+    AlertAction,
+    AlertEvent,
+    EventType,
+    NodeClass,
+    PowerAction,
+    ProbeKind,
+    ProbeResult,
+    Severity,
+    Transition,
+)
+from watchdog.persist import from_persisted, to_persisted
+from watchdog.plugs.base import Plug
+from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
+from watchdog.policy import Decision, evaluate
+from watchdog.store import CycleIntent, IntentStep, PersistedState, Store
+from watchdog.suite import ProbeSuite
+
+log = logging.getLogger("watchdog.engine")
+
+_CLASS_EVENT = {
+    NodeClass.WEDGED: (EventType.NODE_WEDGED, Severity.CRITICAL),
+    NodeClass.BLIND: (EventType.BLIND, Severity.CRITICAL),
+    NodeClass.GIVEN_UP: (EventType.GAVE_UP, Severity.CRITICAL),
+    NodeClass.DEGRADED: (EventType.DEGRADED, Severity.ERROR),
+    NodeClass.MISCONFIGURED: (EventType.MISCONFIGURED, Severity.WARNING),
+}
+
+
+class AlertSink(Protocol):
+    def submit(self, event: AlertEvent) -> None: ...
+    def tick(self) -> None: ...
+
+
+class Engine:
+    """Runs the probes of one config against the policy; owns the fleet state."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        suite: ProbeSuite,
+        plugs: Mapping[str, Plug],
+        alerts: AlertSink,
+        store: Store,
+        state_dir: Path,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.suite = suite
+        self.plugs = dict(plugs)
+        self.alerts = alerts
+        self.store = store
+        self.state_dir = state_dir
+        self.clock = clock
+        self.on_event = on_event
+        self.fleet: FleetState | None = None
+        self.persisted = PersistedState()
+        self.last_tick = clock()
+        self._power_tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, loaded: PersistedState) -> None:
+        self.persisted = loaded
+        self.fleet = from_persisted(loaded, self._members(), self.clock())
+        await self._finish_half_done_cycles()
+        self._schedule_jobs()
+        self._scheduler.start()
+        self._save()
+
+    async def stop(self) -> None:
+        """Stop probing; wait for power actions, which never stop between off and on."""
+        self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        tasks = [t for t in self._power_tasks.values() if not t.done()]
+        if tasks:
+            log.info("waiting for %d power action(s) to finish before stopping", len(tasks))
+            limit = self.cfg.policy.off_time + 3 * self.cfg.policy.plug_confirm_timeout + 30
+            _, pending = await asyncio.wait(tasks, timeout=limit)
+            for task in pending:
+                task.cancel()  # the procedure still switches the plug on when cancelled
+            if pending:
+                await asyncio.wait(pending, timeout=self.cfg.policy.plug_confirm_timeout + 5)
+        self._save()
+
+    def reload(self, cfg: Config, plugs: Mapping[str, Plug]) -> None:
+        """Adopt a validated new config: keep node histories, reschedule every job."""
+        self.cfg = cfg
+        self.plugs = {**self.plugs, **plugs}
+        assert self.fleet is not None
+        self.fleet = reconcile(self.fleet, self._members(), self.clock())
+        self._scheduler.remove_all_jobs()
+        self._schedule_jobs()
+        self._save()
+
+    @property
+    def state(self) -> FleetState:
+        assert self.fleet is not None
+        return self.fleet
+
+    def summary(self) -> str:
+        """One line for STATUS= and the demo: '2/2 nodes healthy, 0 cycles in 6h'."""
+        nodes = self.state.nodes.values()
+        now = self.clock()
+        healthy = sum(n.cls is NodeClass.HEALTHY for n in nodes)
+        window = self.cfg.policy.cycle_window
+        cycles = sum(1 for _, t in self.state.fleet_cycles if now - t < window)
+        text = f"{healthy}/{len(nodes)} nodes healthy, {cycles} cycles in {_span(window)}"
+        odd = [f"{n.name} {n.cls.value}" for n in nodes if n.cls is not NodeClass.HEALTHY]
+        return text + (f" ({', '.join(odd)})" if odd else "")
+
+    # ------------------------------------------------------------------ jobs
+    def _members(self) -> dict[str, str]:
+        return {n.name: c.name for c, n in self.cfg.nodes()}
+
+    def _schedule_jobs(self) -> None:
+        now = datetime.now(UTC)
+        for _, node in self.cfg.nodes():
+            if node.ssh.enabled:
+                self._every(f"ssh:{node.name}", node.ssh.interval, self._job_ssh, node.name)
+            if node.ping.enabled:
+                self._every(f"ping:{node.name}", node.ping.interval, self._job_ping, node.name)
+            self._every(f"plug:{node.name}", node.plug.validate_interval, self._job_plug, node.name)
+        for cluster in self.cfg.clusters:
+            for kind, interval in self.suite.endpoint_jobs(cluster):
+                self._every(
+                    f"{kind}:{cluster.name}", interval, self._job_endpoint, cluster.name, kind
+                )
+        if self.cfg.watchdog.witnesses:
+            interval = min(n.ssh.interval for _, n in self.cfg.nodes())
+            self._every("witness", interval, self._job_witness)
+        tick = max(0.2, min(1.0, self.cfg.policy.confirm_interval / 2))
+        self._scheduler.add_job(
+            self._guarded,
+            "interval",
+            args=(self._job_tick,),
+            seconds=tick,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+
+    async def _guarded(self, func: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run one job: a stop cancels it quietly; a bug is logged and probing goes on."""
+        try:
+            await func(*args)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        except Exception:
+            log.exception(
+                "job %s%s failed; it runs again at its next interval",
+                getattr(func, "__name__", func),
+                args,
+            )
+
+    def _every(
+        self, job_id: str, interval: float, func: Callable[..., Awaitable[None]], *args: object
+    ) -> None:
+        self._scheduler.add_job(
+            self._guarded,
+            "interval",
+            seconds=interval,
+            args=(func, *args),
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+            jitter=min(interval * 0.1, 5.0),
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def _node(self, name: str) -> tuple[Cluster, Node] | None:
+        try:
+            return self.cfg.node(name)
+        except KeyError:
+            return None  # removed by a reload while the job was queued
+
+    async def _job_ssh(self, name: str) -> None:
+        if (found := self._node(name)) is not None:
+            self._observed(await self.suite.ssh(found[1]), node=name)
+
+    async def _job_ping(self, name: str) -> None:
+        if (found := self._node(name)) is not None:
+            self._observed(await self.suite.ping(found[1]), node=name)
+
+    async def _job_plug(self, name: str) -> None:
+        plug = self.plugs.get(name)
+        if plug is None or name in self._power_tasks:
+            return  # never talk to a plug the power procedure is driving
+        reading = await plug.read()
+        if not reading.reachable:
+            cluster = self.state.node(name).cluster
+            log_event(
+                log,
+                EventType.PLUG_PROBLEM,
+                f"plug of {name} unusable: {reading.detail}",
+                severity=Severity.WARNING,
+                node=name,
+                cluster=cluster,
+                probe=ProbeKind.PLUG,
+                failure=reading.failure,
+            )
+        self.fleet = observe_plug(self.state, name, reading, self.clock())
+        self._evaluate()
+
+    async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
+        found = next((c for c in self.cfg.clusters if c.name == cluster), None)
+        if found is None:
+            return
+        for result in await self.suite.endpoint(found, kind):
+            self._observed(result, cluster=cluster, evaluate=False)
+        self._evaluate()
+
+    async def _job_witness(self) -> None:
+        results = await asyncio.gather(
+            *(self.suite.witness(w) for w in self.cfg.watchdog.witnesses)
+        )
+        # One answering reference target proves the watchdog's network works.
+        best = next((r for r in results if r.ok), results[0])
+        if not best.ok:
+            log_event(
+                log,
+                EventType.PROBE_FAILED,
+                f"witness: {best.detail}",
+                severity=Severity.WARNING,
+                probe=ProbeKind.WITNESS,
+                failure=best.failure,
+            )
+        self.fleet = observe_witness(self.state, best, self.clock())
+        self._evaluate()
+
+    async def _job_confirm(self, name: str) -> None:
+        """Confirmation burst: re-probe sshd and re-read the plug before judging."""
+        if (found := self._node(name)) is None:
+            return
+        # Never talk to a plug the power procedure is driving.
+        plug = None if name in self._power_tasks else self.plugs.get(name)
+        result, reading = await asyncio.gather(
+            self.suite.ssh(found[1]), plug.read() if plug else _none()
+        )
+        if reading is not None:
+            self.fleet = observe_plug(self.state, name, reading, self.clock())
+        self._observed(result, node=name)
+
+    async def _job_tick(self) -> None:
+        self.last_tick = self.clock()
+        link = self.suite.link_up()
+        if link is not None:
+            self.fleet = observe_link(self.state, link)
+        self._take_requests()
+        self.alerts.tick()
+        self._evaluate()
+
+    # ------------------------------------------------------------------ decide and act
+    def _observed(
+        self,
+        result: ProbeResult,
+        *,
+        node: str | None = None,
+        cluster: str | None = None,
+        evaluate: bool = True,
+    ) -> None:
+        now = self.clock()
+        if not result.ok:
+            owner = cluster or (self.state.node(node).cluster if node else None)
+            log_event(
+                log,
+                EventType.PROBE_FAILED,
+                f"{result.target} {result.probe}: {result.failure}: {result.detail}",
+                severity=Severity.WARNING,
+                node=node,
+                cluster=owner,
+                probe=result.probe,
+                failure=result.failure,
+                hint=result.hint,
+                latency=f"{result.latency:.3f}",
+            )
+        if node is not None:
+            self.fleet = observe_node(self.state, node, result, now)
+        elif cluster is not None:
+            self.fleet = observe_endpoint(self.state, cluster, result, now)
+        if evaluate:
+            self._evaluate()
+
+    def _evaluate(self) -> None:
+        self._apply(evaluate(self.state, self.clock(), self.cfg))
+
+    def _apply(self, decision: Decision) -> None:
+        self.fleet = decision.fleet
+        for t in decision.transitions:
+            self._log_transition(t)
+        for action in decision.actions:
+            if isinstance(action, AlertAction):
+                self._alert(action.event)
+            elif isinstance(action, PowerAction):
+                self._power_tasks[action.node] = asyncio.create_task(
+                    self._power(action), name=f"power:{action.node}"
+                )
+        for name in decision.confirm:
+            self._confirm_soon(name)
+        self._save()
+
+    def _confirm_soon(self, name: str) -> None:
+        job_id = f"confirm:{name}"
+        if self._scheduler.get_job(job_id) is None:
+            when = datetime.now(UTC) + timedelta(seconds=self.cfg.policy.confirm_interval)
+            self._scheduler.add_job(
+                self._guarded,
+                "date",
+                run_date=when,
+                args=(self._job_confirm, name),
+                id=job_id,
+                misfire_grace_time=None,
+            )
+
+    def _alert(self, event: AlertEvent) -> None:
+        log_event(
+            log,
+            EventType.ALERT_SENT,
+            f"alert {event.status}: {event.summary}",
+            severity=event.severity,
+            node=event.node,
+            cluster=event.cluster or None,
+            failure=event.failure,
+            action=f"alert_{event.status}",
+            condition=event.condition.value,
+        )
+        self.alerts.submit(event)
+
+    def _log_transition(self, t: Transition) -> None:
+        event, severity = _CLASS_EVENT.get(t.new, (EventType.CLASS_CHANGED, Severity.INFO))
+        if t.old is NodeClass.BOOTING and t.new is NodeClass.HEALTHY:
+            event, severity = EventType.RECOVERED, Severity.INFO
+        log_event(
+            log,
+            event,
+            f"{t.node}: {t.old} -> {t.new}: {t.reason}",
+            severity=severity,
+            node=t.node,
+            cluster=t.cluster,
+            node_class=t.new,
+            old_class=t.old.value,
+        )
+        self._narrate(f"{t.node}: {t.old} -> {t.new} ({t.reason})")
+
+    def _narrate(self, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(text)
+
+    async def _power(self, action: PowerAction) -> None:
+        node, plug = action.node, self.plugs[action.node]
+        cluster = self.state.node(node).cluster
+        log_event(
+            log,
+            EventType.CYCLE_STARTED,
+            f"{node}: {action.kind} ({action.reason})",
+            severity=Severity.WARNING,
+            node=node,
+            cluster=cluster,
+            action=action.kind.value,
+            manual=action.manual,
+        )
+        intent = CycleIntent(node, self.clock(), IntentStep.OFF_REQUESTED, action.manual)
+        # Written and fsync'd before the plug is touched: a crash from here on is finished
+        # at the next start by switching the plug on.
+        self.persisted = self.store.record_intent(self._snapshot(), intent)
+        try:
+            if action.kind is ActionKind.POWER_CYCLE:
+                outcome = await power_cycle(
+                    plug,
+                    off_time=self.cfg.policy.off_time,
+                    confirm_timeout=self.cfg.policy.plug_confirm_timeout,
+                    poll_interval=self.cfg.policy.plug_poll_interval,
+                    on_step=self._step_logger(node, cluster),
+                )
+            else:
+                outcome = await ensure_on(
+                    plug,
+                    confirm_timeout=self.cfg.policy.plug_confirm_timeout,
+                    poll_interval=self.cfg.policy.plug_poll_interval,
+                )
+        except Exception as exc:  # a driver bug must not kill the daemon or lose the intent
+            log.exception("power action on %s crashed", node)
+            outcome = CycleOutcome(ok=False, steps=(), failed_step=CycleStep.OFF, left_off=True)
+            del exc
+        finally:
+            self._power_tasks.pop(node, None)
+        self._power_done(action, outcome)
+
+    def _power_done(self, action: PowerAction, outcome: CycleOutcome) -> None:
+        node = action.node
+        touched = outcome.ok or outcome.failed_step is not CycleStep.CHECK
+        self.fleet = lifecycle.power_finished(
+            self.state,
+            node,
+            kind=action.kind,
+            ok=outcome.ok,
+            touched=touched,
+            left_off=outcome.left_off,
+            now=self.clock(),
+        )
+        if not outcome.left_off:
+            self.persisted = self.store.clear_intent(self._snapshot(), node)
+        cluster = self.state.node(node).cluster
+        if outcome.ok:
+            log_event(
+                log,
+                EventType.CYCLE_FINISHED,
+                f"{node}: {action.kind} done; power is on",
+                severity=Severity.INFO,
+                node=node,
+                cluster=cluster,
+                action=action.kind.value,
+            )
+        else:
+            step = outcome.failed_step.value if outcome.failed_step else "?"
+            log_event(
+                log,
+                EventType.CYCLE_FAILED,
+                f"{node}: {action.kind} failed at {step}"
+                + ("; NODE LEFT OFF, will keep switching it on" if outcome.left_off else ""),
+                severity=Severity.CRITICAL if outcome.left_off else Severity.ERROR,
+                node=node,
+                cluster=cluster,
+                action=action.kind.value,
+                step=step,
+            )
+        self._evaluate()
+
+    def _step_logger(self, node: str, cluster: str) -> Callable[[StepReport], None]:
+        def on_step(report: StepReport) -> None:
+            log_event(
+                log,
+                EventType.CYCLE_STEP,
+                f"{node}: power cycle {report.step}: {'ok' if report.ok else 'FAILED'}"
+                + (f" ({report.detail})" if report.detail else ""),
+                severity=Severity.INFO if report.ok else Severity.ERROR,
+                node=node,
+                cluster=cluster,
+                action="power_cycle",
+                step=report.step.value,
+            )
+            self._narrate(
+                f"{node}: power cycle step {report.step} "
+                f"{'ok' if report.ok else 'FAILED'} {report.detail}".rstrip()
+            )
+            if report.step is CycleStep.CONFIRM_OFF and report.ok:
+                intent = CycleIntent(node, self.clock(), IntentStep.OFF)
+                self.persisted = self.store.record_intent(self._snapshot(), intent)
+
+        return on_step
+
+    async def _finish_half_done_cycles(self) -> None:
+        for node, intent in sorted(self.persisted.intents.items()):
+            plug = self.plugs.get(node)
+            if plug is None:
+                log.error(
+                    "a half-done power cycle of %s is recorded, but %s is no longer "
+                    "configured; switch its plug on by hand",
+                    node,
+                    node,
+                )
+                continue
+            log_event(
+                log,
+                EventType.CYCLE_STEP,
+                f"{node}: finishing a power cycle interrupted at {intent.step}: "
+                "switching the plug on",
+                severity=Severity.WARNING,
+                node=node,
+                action="power_on",
+                step="recover",
+            )
+            # A node that was off for less than off_time stays off for the rest of it
+            # (DGX Spark: unified memory and PSU state need >= 60 s without power).
+            hold = 0.0
+            if intent.step is IntentStep.OFF:
+                hold = max(0.0, intent.started_at + self.cfg.policy.off_time - self.clock())
+            outcome = await ensure_on(
+                plug,
+                confirm_timeout=self.cfg.policy.plug_confirm_timeout,
+                poll_interval=self.cfg.policy.plug_poll_interval,
+                hold=hold,
+            )
+            self._power_done(
+                PowerAction(ActionKind.POWER_ON, node, "recovery at start-up"), outcome
+            )
+
+    # ------------------------------------------------------------------ operators
+    def _take_requests(self) -> None:
+        for req in control.take_requests(self.state_dir):
+            now = self.clock()
+            try:
+                if req.op is control.Op.PAUSE:
+                    self.fleet = lifecycle.pause(self.state, req.node, until=req.until, now=now)
+                    message = f"{req.node} paused" + (
+                        f" until {_iso(req.until)}" if req.until else " until resumed"
+                    )
+                elif req.op is control.Op.RESUME:
+                    self.fleet = lifecycle.resume(self.state, req.node, now=now)
+                    message = f"{req.node} resumed"
+                elif req.op is control.Op.CLEAR:
+                    self.fleet = lifecycle.clear(self.state, req.node)
+                    message = f"{req.node} un-latched; its budget is reset"
+                else:
+                    self._apply(lifecycle.manual_cycle(self.state, req.node, now=now, cfg=self.cfg))
+                    message = f"{req.node}: power cycle started"
+            except lifecycle.Refused as exc:
+                control.respond(self.state_dir, control.Response(req.id, False, str(exc)))
+                continue
+            log_event(
+                log,
+                EventType.OPERATOR,
+                f"operator: {message}",
+                node=req.node,
+                action=f"operator_{req.op.value}",
+            )
+            control.respond(self.state_dir, control.Response(req.id, True, message))
+        return
+
+    # ------------------------------------------------------------------ persistence
+    def _snapshot(self) -> PersistedState:
+        return to_persisted(self.state, self.persisted)
+
+    def _save(self) -> None:
+        snap = self._snapshot()
+        if snap != self.persisted:
+            self.store.save(snap)
+            self.persisted = snap
+
+
+async def _none() -> None:
+    return None
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _iso(t: float | None) -> str:
+    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
