@@ -1,0 +1,41 @@
+"""The scenario catalogue (design §7) end to end: the real daemon, the simulated cluster.
+
+The definitions are shared with ``cluster-watchdog demo`` (``watchdog/sim/scenarios.py``):
+each run asserts from the plugs' own records and the alerts as received by the webhook
+receiver, never from the daemon's word. S11 and S12 (signals, sd_notify) and the plug
+timeout / credentials variants of S10 live in ``test_scenarios_process.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchdog.sim.scenarios import SCENARIOS, run_scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_the_scenario_goes_as_the_catalogue_says(name: str, tmp_path: Path) -> None:
+    scenario = SCENARIOS[name]
+    outcome, problems = await run_scenario(scenario, tmp_path)
+    assert problems == [], (
+        f"{scenario.ref} {scenario.title}: {problems}\n"
+        f"plug records: {outcome.records}\nalerts: {outcome.alerts}"
+    )
+
+
+def test_the_catalogue_covers_every_in_process_scenario_of_the_design() -> None:
+    refs = {s.ref for s in SCENARIOS.values()}
+    assert {"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S13"} <= refs
+
+
+async def test_a_failed_expectation_is_reported_not_hidden(tmp_path: Path) -> None:
+    # The checks must be able to fail: the blip scenario judged by the wedge's expectations.
+    from dataclasses import replace
+
+    wrong = replace(SCENARIOS["blip"], checks=SCENARIOS["wedge"].checks)
+    _, problems = await run_scenario(wrong, tmp_path)
+    assert any("power cycles per node" in p for p in problems)
