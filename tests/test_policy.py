@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from watchdog import lifecycle
+from watchdog.alerting import WATCHDOG_NODE
 from watchdog.config import Config, parse_config
 from watchdog.evidence import (
     FleetState,
@@ -30,7 +31,7 @@ from watchdog.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.policy import WATCHDOG_NODE, Decision, evaluate
+from watchdog.policy import Decision, evaluate
 
 T0 = 1_000_000.0
 

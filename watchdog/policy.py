@@ -19,24 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from watchdog.alerting import derive_alerts
 from watchdog.config import Cluster, Config
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
 from watchdog.model import (
     Action,
     ActionKind,
-    AlertAction,
-    AlertEvent,
-    AlertStatus,
-    Condition,
     FailureKind,
     NodeClass,
     PowerAction,
     ProbeKind,
-    Severity,
     Transition,
 )
-
-WATCHDOG_NODE = "watchdog"  # the pseudo-node that fleet-level (blind) alerts are about
 
 # Banner failures that mean "the node does not serve sshd"; BAD_BANNER is a wrong port, not a
 # wedge, and PROBE_ERROR is our own fault.
@@ -49,31 +43,6 @@ _WEDGE_SSH = frozenset(
         FailureKind.UNREACHABLE,
     }
 )
-# While one of these holds for a member node, a failing endpoint is explained by it, so the
-# cluster-level degraded/misconfigured alert is inhibited (as Alertmanager inhibit rules do).
-_EXPLAINS_ENDPOINT = frozenset(
-    {
-        NodeClass.WEDGED,
-        NodeClass.CYCLING,
-        NodeClass.BOOTING,
-        NodeClass.POWERED_OFF,
-        NodeClass.GIVEN_UP,
-        NodeClass.SUSPECT,
-        NodeClass.BLIND,
-        NodeClass.MAINTENANCE,
-        NodeClass.UNKNOWN,
-    }
-)
-_SEVERITY = {
-    Condition.WEDGED: Severity.CRITICAL,
-    Condition.GIVEN_UP: Severity.CRITICAL,
-    Condition.BLIND: Severity.CRITICAL,
-    Condition.CYCLE_FAILED: Severity.CRITICAL,
-    Condition.DEGRADED: Severity.ERROR,
-    Condition.POWERED_OFF: Severity.ERROR,
-    Condition.MISCONFIGURED: Severity.WARNING,
-    Condition.PLUG: Severity.WARNING,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +86,7 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
         nodes[name] = replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
-    fleet, alerts = _alerts(fleet, cfg, now, blind)
+    fleet, alerts = derive_alerts(fleet, now, blind)
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
     return Decision(fleet, tuple(transitions), (*power, *alerts), confirm)
 
@@ -308,189 +277,3 @@ def _gate(
 def _backoff(base: float, recent: list[float]) -> float:
     """Growing back-off before the next cycle: base, 2·base, 4·base… after 1, 2, 3 cycles."""
     return base * float(2 ** max(0, len(recent) - 1))
-
-
-# --------------------------------------------------------------------------- alerts
-def _node_conditions(st: NodeState) -> set[Condition]:
-    want: set[Condition] = set()
-    was_wedged = Condition.WEDGED in st.open_alerts
-    if st.cls is NodeClass.WEDGED or (
-        st.cls in (NodeClass.BOOTING, NodeClass.GIVEN_UP) and was_wedged
-    ):  # giving up does not make the node less wedged: the page stays open
-        want.add(Condition.WEDGED)
-    if st.cls is NodeClass.CYCLING and (
-        was_wedged or (st.power_kind is ActionKind.POWER_CYCLE and not st.power_manual)
-    ):
-        want.add(Condition.WEDGED)  # a manual cycle of a healthy node pages nobody
-    want |= {
-        NodeClass.GIVEN_UP: {Condition.GIVEN_UP},
-        NodeClass.POWERED_OFF: {Condition.POWERED_OFF},
-    }.get(st.cls, set())
-    if st.cls is NodeClass.MISCONFIGURED and st.ssh.last_failure is FailureKind.BAD_BANNER:
-        want.add(Condition.MISCONFIGURED)  # endpoint faults are paged once, per cluster
-    if st.plug is not None and not st.plug.reachable and st.cls is not NodeClass.MAINTENANCE:
-        want.add(Condition.PLUG)
-    if st.cycle_failed and st.cls is not NodeClass.HEALTHY:
-        want.add(Condition.CYCLE_FAILED)
-    return want
-
-
-def _alerts(
-    fleet: FleetState, cfg: Config, now: float, blind: str | None
-) -> tuple[FleetState, list[Action]]:
-    out: list[Action] = []
-    if (blind is not None) != fleet.blind_alert_open:
-        status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
-        out.append(
-            _event(
-                WATCHDOG_NODE,
-                "",
-                Condition.BLIND,
-                status,
-                now,
-                summary="watchdog cannot see" if blind else "watchdog can see again",
-                seen=blind or "witnesses and link answer again",
-                done="no power action anywhere while blind" if blind else "",
-                todo="check the watchdog host's network and the reference targets",
-            )
-        )
-        fleet = replace(fleet, blind_alert_open=blind is not None)
-    nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
-        if st.cls is NodeClass.BLIND:
-            continue  # what we cannot see we neither page about nor resolve
-        want = _node_conditions(st)
-        for cond in sorted(want | st.open_alerts):
-            if cond not in want:
-                out.append(_node_event(st, cond, AlertStatus.RESOLVE, now))
-            elif cond not in st.open_alerts or (cond is Condition.WEDGED and st.since == now):
-                # New, or the wedge incident moved on (wedged -> cycling -> booting).
-                out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
-        nodes[name] = replace(st, open_alerts=frozenset(want))
-    fleet = replace(fleet, nodes=nodes)
-    for cs in fleet.clusters.values():
-        members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
-        want_c: dict[Condition, NodeState] = {}
-        if not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
-            for m in members:
-                if m.cls in (NodeClass.DEGRADED, NodeClass.MISCONFIGURED) and (
-                    m.cls is not NodeClass.MISCONFIGURED or m.ssh.last_failure is None
-                ):
-                    want_c[Condition(m.cls.value)] = m
-        for cond in sorted(set(want_c) | cs.open_alerts):
-            if cond in want_c and cond in cs.open_alerts:
-                continue  # still open: the dispatcher re-notifies on its own schedule
-            if cond in want_c:
-                out.append(_cluster_event(cs, cond, AlertStatus.TRIGGER, want_c[cond], now))
-            elif not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
-                out.append(_cluster_event(cs, cond, AlertStatus.RESOLVE, None, now))
-            else:
-                want_c[cond] = members[0]  # keep open while it is explained by a member
-        fleet = fleet.with_cluster(replace(cs, open_alerts=frozenset(want_c)))
-    return fleet, [a for a in out if a is not None]
-
-
-def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float) -> AlertAction:
-    ev = st.ssh
-    if status is AlertStatus.RESOLVE:
-        summary = f"{st.name}: {cond.value} resolved ({st.cls.value})"
-        return _event(st.name, st.cluster, cond, status, now, summary=summary, seen=st.reason)
-    done = {
-        NodeClass.WEDGED: "power cycle pending"
-        if "cannot act" not in st.reason and ";" not in st.reason
-        else st.reason.split("; ", 1)[-1],
-        NodeClass.CYCLING: "power cycle started",
-        NodeClass.BOOTING: "power restored; waiting for boot and model load",
-        NodeClass.GIVEN_UP: "no more power cycles: latched until an operator runs "
-        f"'cluster-watchdog clear {st.name}'",
-        NodeClass.POWERED_OFF: "nothing (power_on_if_off is off)",
-    }.get(st.cls, "alerted")
-    todo = {
-        Condition.WEDGED: ev.last_hint or "none needed if it recovers; else check the node",
-        Condition.GIVEN_UP: "go to the node: power, BIOS 'restore on AC power loss', boot log",
-        Condition.POWERED_OFF: "switch the plug on, or run 'cluster-watchdog cycle' if intended",
-        Condition.PLUG: st.plug.detail if st.plug else "check the plug",
-        Condition.CYCLE_FAILED: "check the plug and the node's power by hand",
-        Condition.MISCONFIGURED: ev.last_hint or "check the node's sshd port",
-    }.get(cond, "")
-    summary = f"{st.name} {cond.value.replace('_', ' ')}: {st.reason}"
-    return _event(
-        st.name,
-        st.cluster,
-        cond,
-        status,
-        now,
-        summary=summary,
-        seen=st.reason,
-        done=done,
-        todo=todo,
-        failure=ev.last_failure,
-    )
-
-
-def _cluster_event(
-    cs: ClusterState, cond: Condition, status: AlertStatus, member: NodeState | None, now: float
-) -> AlertAction:
-    if status is AlertStatus.RESOLVE or member is None:
-        return _event(
-            cs.name,
-            cs.name,
-            cond,
-            AlertStatus.RESOLVE,
-            now,
-            summary=f"cluster {cs.name}: endpoint {cond.value} resolved",
-        )
-    faults = [ev for ev in cs.probes.values() if ev.failing]
-    ev = (
-        max(
-            faults,
-            key=lambda e: (bool(e.last_failure and e.last_failure.is_config_fault), e.consecutive),
-        )
-        if faults
-        else Evidence()
-    )
-    return _event(
-        cs.name,
-        cs.name,
-        cond,
-        status,
-        now,
-        summary=f"cluster {cs.name} endpoint {cond.value}: {member.reason}",
-        seen=member.reason,
-        done="alert only: power never fixes this"
-        if cond is Condition.MISCONFIGURED
-        else "alert only: sshd answers, so no power action",
-        todo=ev.last_hint,
-        failure=ev.last_failure,
-    )
-
-
-def _event(
-    node: str,
-    cluster: str,
-    cond: Condition,
-    status: AlertStatus,
-    now: float,
-    *,
-    summary: str,
-    seen: str = "",
-    done: str = "",
-    todo: str = "",
-    failure: FailureKind | None = None,
-) -> AlertAction:
-    sev = _SEVERITY[cond] if status is AlertStatus.TRIGGER else Severity.INFO
-    return AlertAction(
-        AlertEvent(
-            node=node,
-            cluster=cluster,
-            condition=cond,
-            status=status,
-            severity=sev,
-            summary=summary,
-            seen=seen,
-            done=done,
-            todo=todo,
-            at=now,
-            failure=failure,
-        )
-    )
