@@ -128,8 +128,9 @@ async def _plug(node: Node) -> Row:
         )
     state = {True: "on", False: "OFF", None: "state unknown"}[reading.is_on]
     watts = f", {reading.watts:.0f} W" if reading.watts is not None else ""
-    failure = None if reading.is_on is not False else "plug_off"
-    hint = "" if failure is None else "the plug is off: the node has no power"
+    off = reading.is_on is False
+    failure = FailureKind.PLUG_OFF.value if off else None
+    hint = hint_for(FailureKind.PLUG_OFF) if off else ""
     return Row(target, ProbeKind.PLUG.value, failure, latency, f"reachable, {state}{watts}", hint)
 
 

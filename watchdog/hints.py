@@ -49,6 +49,8 @@ HINTS: dict[FailureKind, str] = {
     "credentials for KLAP/Tapo devices",
     FailureKind.PLUG_ERROR: "smart plug answered unexpectedly: check the plug type, outlet and "
     "firmware",
+    FailureKind.PLUG_OFF: "the plug is off: the node has no power; switch it on, or run "
+    "'cluster-watchdog cycle NODE'",
     FailureKind.PROBE_ERROR: "the probe could not run on the watchdog host: read its log",
 }
 

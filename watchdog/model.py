@@ -65,6 +65,7 @@ class FailureKind(StrEnum):
     PLUG_UNREACHABLE = "plug_unreachable"
     PLUG_AUTH = "plug_auth"
     PLUG_ERROR = "plug_error"
+    PLUG_OFF = "plug_off"  # the plug answers and its relay is off: the node has no power
     PROBE_ERROR = "probe_error"  # the probe itself could not run (local fault)
 
     @property

@@ -265,12 +265,13 @@ class Engine(Actions):
             return
         # Never talk to a plug the power procedure is driving.
         plug = None if name in self._power_tasks else self.plugs.get(name)
-        result, reading = await asyncio.gather(
-            self.suite.ssh(found[1]), plug.read() if plug else _none()
-        )
+        # A silent plug takes python-kasa's retries (~4x its timeout) to give up: the sshd
+        # verdict must not wait for it. The power procedure re-reads the plug before acting.
+        reading = asyncio.create_task(plug.read()) if plug else None
+        self._observed(await self.suite.ssh(found[1]), node=name)
         if reading is not None:
-            self.fleet = observe_plug(self.state, name, reading, self.clock())
-        self._observed(result, node=name)
+            self.fleet = observe_plug(self.state, name, await reading, self.clock())
+            self._evaluate()
 
     async def _job_tick(self) -> None:
         self.last_tick = self.clock()
@@ -357,13 +358,8 @@ class Engine(Actions):
             self.persisted = snap
 
 
-async def _none() -> None:
-    return None
-
-
 def _span(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
