@@ -313,7 +313,7 @@ SCENARIOS: dict[str, Scenario] = {
                 f"config-{kind}",
                 "S4",
                 f"Config fault: {kind.replace('_', ' ')}",
-                f"the endpoint answers with a {what}; sshd is fine",
+                f"the endpoint answers with {what}; sshd is fine",
                 f"no cycle; one misconfigured alert with failure {kind} and its fix",
                 _config_fault(mode),
                 (
@@ -323,16 +323,24 @@ SCENARIOS: dict[str, Scenario] = {
                 ),
             )
             for kind, mode, what in [
-                ("auth", VllmMode.AUTH, "401 (wrong API key)"),
+                ("auth", VllmMode.AUTH, "a 401 Unauthorized (wrong API key)"),
                 ("model_missing", VllmMode.MODEL_MISSING, "model list without our model"),
                 (
                     "tool_choice_disabled",
                     VllmMode.TOOL_CHOICE_DISABLED,
-                    "400: tool choice not enabled",
+                    "a 400: auto tool choice not enabled",
                 ),
-                ("no_tool_call", VllmMode.NO_TOOL_CALL, "prose instead of a tool call"),
-                ("reasoning_leak", VllmMode.REASONING_LEAK, "reasoning inside the tool call"),
-                ("truncated", VllmMode.TRUNCATED, "finish_reason length"),
+                (
+                    "no_tool_call",
+                    VllmMode.NO_TOOL_CALL,
+                    "prose instead of a tool call (tool parser off)",
+                ),
+                ("reasoning_leak", VllmMode.REASONING_LEAK, "reasoning text inside the tool call"),
+                (
+                    "truncated",
+                    VllmMode.TRUNCATED,
+                    "a finish_reason length (reasoning ate max_tokens)",
+                ),
             ]
         ],
         Scenario(
