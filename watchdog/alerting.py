@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
+from watchdog.hints import hint_for
 from watchdog.model import (
     Action,
     ActionKind,
@@ -137,6 +138,8 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
     if status is AlertStatus.RESOLVE:
         summary = f"{st.name}: {cond.value} resolved ({st.cls.value})"
         return _event(st.name, st.cluster, cond, status, now, summary=summary, seen=st.reason)
+    if cond is Condition.PLUG:
+        return _plug_event(st, now)
     done = {
         NodeClass.WEDGED: "power cycle pending"
         if "cannot act" not in st.reason and ";" not in st.reason
@@ -151,7 +154,6 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
         Condition.WEDGED: ev.last_hint or "none needed if it recovers; else check the node",
         Condition.GIVEN_UP: "go to the node: power, BIOS 'restore on AC power loss', boot log",
         Condition.POWERED_OFF: "switch the plug on, or run 'cluster-watchdog cycle' if intended",
-        Condition.PLUG: st.plug.detail if st.plug else "check the plug",
         Condition.CYCLE_FAILED: "check the plug and the node's power by hand",
         Condition.MISCONFIGURED: ev.last_hint or "check the node's sshd port",
     }.get(cond, "")
@@ -167,6 +169,28 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
         done=done,
         todo=todo,
         failure=ev.last_failure,
+    )
+
+
+def _plug_event(st: NodeState, now: float) -> AlertAction:
+    """The actuator is unusable: said before it is needed, about the plug, not the node."""
+    plug = st.plug
+    kind = plug.failure if plug and plug.failure else FailureKind.PLUG_UNREACHABLE
+    detail = plug.detail if plug and plug.detail else kind.value
+    done = "no power action is possible through it" + (
+        f"; the node is {st.cls.value}" if st.cls is not NodeClass.HEALTHY else ""
+    )
+    return _event(
+        st.name,
+        st.cluster,
+        Condition.PLUG,
+        AlertStatus.TRIGGER,
+        now,
+        summary=f"{st.name}: its plug is unusable ({kind.value}): {detail}",
+        seen=f"plug: {detail}",
+        done=done,
+        todo=hint_for(kind),
+        failure=kind,
     )
 
 

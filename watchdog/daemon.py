@@ -55,6 +55,18 @@ def build_plugs(cfg: Config) -> dict[str, Plug]:
     }
 
 
+def changed_plugs(old: Config, new: Config) -> dict[str, Plug]:
+    """Fresh drivers for every node whose plug config changed — all of them when dry run was
+    switched on or off, so a reload into dry run really stops every plug from switching."""
+    before = {n.name: n.plug for _, n in old.nodes()}
+    flipped = old.watchdog.dry_run != new.watchdog.dry_run
+    return {
+        n.name: make_plug(n.plug, label=n.name, dry_run=new.watchdog.dry_run)
+        for _, n in new.nodes()
+        if flipped or before.get(n.name) != n.plug
+    }
+
+
 def config_diff(old: Config, new: Config) -> list[str]:
     """Dotted paths whose values differ (secrets compare by value, print as their path only)."""
     out: list[str] = []
@@ -257,13 +269,12 @@ class Daemon:
         changed = config_diff(cfg, new)
         if new.state_path(self.env) != cfg.state_path(self.env):
             log.warning("watchdog.state_dir changed: takes effect only after a restart")
-        changed_nodes = {
-            n.name for _, n in new.nodes() if any(p.startswith("clusters") for p in changed)
-        }
-        plugs = {name: p for name, p in build_plugs(new).items() if name in changed_nodes}
+        plugs = changed_plugs(cfg, new)
         old_plugs = {name: engine.plugs[name] for name in plugs if name in engine.plugs}
         engine.reload(new, plugs)
-        for plug in old_plugs.values():
+        for name, plug in old_plugs.items():
+            if engine.power_in_flight(name):
+                continue  # the procedure still drives it; it is dropped when it is done
             with contextlib.suppress(Exception):
                 await plug.close()
         if any(p.startswith("alerts") for p in changed):

@@ -121,6 +121,10 @@ class Engine(Actions):
         self._schedule_jobs()
         self._save()
 
+    def power_in_flight(self, node: str) -> bool:
+        task = self._power_tasks.get(node)
+        return task is not None and not task.done()
+
     @property
     def state(self) -> FleetState:
         assert self.fleet is not None
@@ -164,6 +168,7 @@ class Engine(Actions):
             args=(self._job_tick,),
             seconds=tick,
             id="tick",
+            name="tick",
             max_instances=1,
             coalesce=True,
             next_run_time=now,
@@ -192,6 +197,7 @@ class Engine(Actions):
             seconds=interval,
             args=(func, *args),
             id=job_id,
+            name=job_id,  # so APScheduler's own warnings say which job
             max_instances=1,
             coalesce=True,
             jitter=min(interval * 0.1, 5.0),
@@ -341,6 +347,7 @@ class Engine(Actions):
                 run_date=when,
                 args=(self._job_confirm, name),
                 id=job_id,
+                name=job_id,
                 misfire_grace_time=None,
             )
 

@@ -243,8 +243,10 @@ class Harness:
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
+                # Wait off the event loop: it runs the plug emulators the daemon still needs
+                # to switch a node back on during its graceful stop.
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(60)
+                    await asyncio.to_thread(self.proc.wait, 60)
             if self.proc.poll() is None:
                 self.proc.kill()
             self.exit_codes.append(self.proc.wait())
