@@ -2,20 +2,15 @@
 
 Only a real completion proves an endpoint serves (design §2): these send the seed article's
 ``get_weather`` requests (steps 4b–4d) and classify the answer into the failure kinds of its
-"Gotchas" table. The classification functions are pure and tested on their own.
-
-Reasoning-leak rule (documented because models differ): a tool-call answer leaks when a
-think-tag (``<think``, ``</think``) appears in ``content`` or in the arguments, or when
-``content`` holds text next to the tool calls while neither ``reasoning`` nor
-``reasoning_content`` holds any — the chain of thought went to the wrong field. Text in
-``content`` next to a populated reasoning field is a model's preamble and tolerated.
+"Gotchas" table. The classification functions are pure and tested on their own: they live in
+:mod:`watchdog.probes._chat` (re-exported here), which also documents the reasoning-leak rule.
+This module owns the requests, the probes that send them, and the topology check.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,10 +18,33 @@ import httpx
 from watchdog.config import Endpoint
 from watchdog.hints import hint_for
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
-from watchdog.probes._http import Exchange, Fault, Reply, one_line, run_probe, status_fault
+from watchdog.probes._chat import (
+    CHAT,
+    TOOL_NAME,
+    chat_fault,
+    classify_round_trip,
+    classify_tool_call,
+)
+from watchdog.probes._http import Exchange, Fault, run_probe
 
-CHAT = "/v1/chat/completions"
-TOOL_NAME = "get_weather"
+__all__ = [
+    "CHAT",
+    "DEFAULT_ARGUMENTS",
+    "ROUND_TRIP_PROMPT",
+    "TOOL_NAME",
+    "TOOL_PROMPT",
+    "TOOL_RESULT",
+    "WEATHER_TOOL",
+    "chat_fault",
+    "check_topology",
+    "classify_round_trip",
+    "classify_tool_call",
+    "probe_round_trip",
+    "probe_tool_call",
+    "round_trip_request",
+    "tool_call_request",
+]
+
 TOOL_PROMPT = "What is the current weather in Zurich? Call the get_weather tool to find out."
 ROUND_TRIP_PROMPT = "What is the current weather in Zurich? Call the get_weather tool."
 DEFAULT_ARGUMENTS = '{"location": "Zurich"}'
@@ -46,18 +64,6 @@ WEATHER_TOOL: dict[str, Any] = {
         },
     },
 }
-_THINK_TAGS = ("<think", "</think")
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """What one 200 completion said, in the fields the checks read."""
-
-    finish: object
-    content: str
-    reasoning: str
-    calls: list[Any]
-    meta: dict[str, str]  # fingerprint, completion_tokens
 
 
 def _sampling(ep: Endpoint) -> dict[str, Any]:
@@ -96,137 +102,6 @@ def round_trip_request(ep: Endpoint, call_id: str, arguments: str) -> dict[str, 
             {"role": "tool", "tool_call_id": call_id, "content": TOOL_RESULT},
         ],
     }
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _thinks(text: str) -> bool:
-    low = text.lower()
-    return any(tag in low for tag in _THINK_TAGS)
-
-
-def _read(payload: object) -> _Seen:
-    choices = payload.get("choices") if isinstance(payload, dict) else None
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(choice, dict)
-        or not isinstance(message, dict)
-    ):
-        raise Fault(FailureKind.BAD_RESPONSE, "HTTP 200 without choices[0].message")
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise Fault(FailureKind.BAD_RESPONSE, "message.tool_calls is not a list")
-    meta = {"fingerprint": _text(payload.get("system_fingerprint"))}
-    usage = payload.get("usage")
-    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-        meta["completion_tokens"] = str(usage["completion_tokens"])
-    # vLLM renamed reasoning_content to reasoning (PR #27752) and back in part: read either.
-    reasoning = _text(message.get("reasoning")) or _text(message.get("reasoning_content"))
-    return _Seen(choice.get("finish_reason"), _text(message.get("content")), reasoning, calls, meta)
-
-
-def _fail(seen: _Seen, kind: FailureKind, detail: str, hint: str = "") -> Fault:
-    # A completion was read: its fingerprint travels with the failure (see check_topology).
-    return Fault(kind, detail, hint, seen.meta)
-
-
-def _truncated(seen: _Seen) -> Fault:
-    spent = seen.meta.get("completion_tokens", "?")
-    return _fail(seen, FailureKind.TRUNCATED, f"finish_reason length after {spent} tokens")
-
-
-def classify_tool_call(payload: object) -> tuple[str, dict[str, str]]:
-    """Judge a 4b answer; ``(detail, data)`` if healthy, else :class:`Fault`."""
-    seen = _read(payload)
-    if seen.finish == "length":
-        raise _truncated(seen)
-    said = one_line(seen.content) or "no content"
-    if not seen.calls:
-        kind = FailureKind.REASONING_LEAK if _thinks(seen.content) else FailureKind.NO_TOOL_CALL
-        raise _fail(seen, kind, f"no tool_calls (finish_reason {seen.finish!r}); {said}")
-    call = seen.calls[0]
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(call, dict) or not isinstance(function, dict):
-        raise _fail(seen, FailureKind.BAD_RESPONSE, "tool_calls[0] has no function")
-    name, arguments = function.get("name"), function.get("arguments")
-    args_text = _text(arguments)
-    if _thinks(args_text):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"think-tag in arguments: {args_text}")
-    if _thinks(seen.content) or (seen.content.strip() and not seen.reasoning):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"reasoning in content: {said}")
-    if name != TOOL_NAME:
-        raise _fail(seen, FailureKind.WRONG_TOOL, f"called {name!r} instead of {TOOL_NAME!r}")
-    if _json_object(arguments) is None:
-        raise _fail(seen, FailureKind.BAD_ARGUMENTS, f"arguments not a JSON object: {arguments!r}")
-    if seen.finish != "tool_calls":
-        raise _fail(
-            seen,
-            FailureKind.BAD_RESPONSE,
-            f"finish_reason {seen.finish!r} with tool_calls, expected 'tool_calls'",
-            "the tool-call parser did not close the call: check --tool-call-parser",
-        )
-    call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id:
-        raise _fail(seen, FailureKind.BAD_RESPONSE, "tool call without an id")
-    data = {**seen.meta, "tool_call_id": call_id, "arguments": args_text}
-    return f"{TOOL_NAME}({one_line(args_text, 80)})", data
-
-
-def _json_object(arguments: object) -> dict[str, Any] | None:
-    # The article's 4c check: arguments is a string that parses to an object.
-    try:
-        parsed = json.loads(arguments) if isinstance(arguments, str) else None
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def classify_round_trip(payload: object) -> tuple[str, dict[str, str]]:
-    """Judge a 4d answer: a text answer with ``finish_reason: stop``, not another call."""
-    seen = _read(payload)
-    if seen.finish == "length":
-        raise _truncated(seen)
-    if seen.calls:
-        call = seen.calls[0]
-        fn = call.get("function") if isinstance(call, dict) else None
-        name = fn.get("name") if isinstance(fn, dict) else None
-        raise _fail(seen, FailureKind.LOOP, f"called {name!r} again instead of answering")
-    answer = one_line(seen.content)
-    if _thinks(seen.content):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"think-tag in the answer: {answer}")
-    if seen.finish != "stop" or not answer:
-        raise _fail(
-            seen,
-            FailureKind.BAD_RESPONSE,
-            f"finish_reason {seen.finish!r}, content {answer or 'empty'}",
-            "no text answer to the tool result: check the reasoning parser (the answer may "
-            "sit in the reasoning field) and the chat template",
-        )
-    uses = "12" in answer or "cloud" in answer.lower()
-    data = {**seen.meta, "answer": answer, "uses_tool_result": "yes" if uses else "no"}
-    return f"answered: {one_line(answer, 80)}", data
-
-
-def chat_fault(reply: Reply, ep: Endpoint) -> Fault:
-    """Classify a non-200 answer to a chat completion."""
-    message = reply.error_text()
-    low = message.lower()
-    if reply.status == 400 and any(
-        s in low for s in ("--enable-auto-tool-choice", "tool choice", "tool_choice")
-    ):
-        return Fault(FailureKind.TOOL_CHOICE_DISABLED, f"HTTP 400: {message}")
-    if reply.status == 404 and "model" in low and ("does not exist" in low or "not found" in low):
-        return Fault(
-            FailureKind.MODEL_MISSING,
-            f"HTTP 404: {message}",
-            f"the server does not serve {ep.model!r}: set endpoint.model to its "
-            "--served-model-name (listed by GET /v1/models)",
-        )
-    return status_fault(reply, CHAT)
 
 
 async def _tool_call(ex: Exchange, ep: Endpoint) -> tuple[str, dict[str, str]]:

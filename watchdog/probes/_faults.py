@@ -1,0 +1,149 @@
+"""What an endpoint probe's HTTP exchange can end in: replies, faults, translated errors.
+
+Owns the vocabulary shared by the endpoint probes (adapter layer): :class:`Fault`, a classified
+failure a probe raises; :class:`Reply`, a complete, size-bounded response with the error
+message in any shape vLLM and proxies use; :func:`translate`, which maps an httpx error (and the
+OS error under it) to a :class:`FailureKind` at the adapter's edge; :func:`status_fault`, the
+generic classification of a non-success status; and :func:`one_line` for readable details.
+Pure: the exchange itself is :mod:`watchdog.probes._http`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from watchdog.hints import hint_for
+from watchdog.model import FailureKind
+
+DETAIL_CHARS = 200  # a quoted body or message: one readable line in a log or an alert
+SUMMARY_CHARS = 400  # a whole detail, hint or data value (a prefix plus a quoted snippet)
+_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+
+
+class Fault(Exception):
+    """A classified probe failure, raised inside a probe and turned into a result by run_probe."""
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        detail: str,
+        hint: str = "",
+        data: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.hint = hint or hint_for(kind)
+        self.data = dict(data or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete, size-bounded HTTP response."""
+
+    status: int
+    body: bytes
+
+    def text(self) -> str:
+        return one_line(self.body.decode("utf-8", errors="replace"))
+
+    def json(self) -> Any:
+        """The body as JSON, or :class:`Fault` BAD_RESPONSE (HTML from a proxy, garbage...)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise Fault(
+                FailureKind.BAD_RESPONSE, f"HTTP {self.status} body is not JSON: {self.text()}"
+            ) from None
+
+    def error_text(self) -> str:
+        """The server's error message in any of the shapes vLLM and proxies use."""
+        try:
+            payload = json.loads(self.body)
+        except ValueError:
+            return self.text()
+        if isinstance(payload, dict):
+            err = payload.get("error", payload.get("detail", payload.get("message")))
+            if isinstance(err, dict):
+                err = err.get("message", err)
+            if err is not None:
+                return one_line(err if isinstance(err, str) else json.dumps(err))
+        return self.text()
+
+
+def one_line(text: str, limit: int = DETAIL_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def translate(exc: httpx.HTTPError, what: str) -> Fault:
+    """Map an httpx error (and the OS error under it) to a failure kind."""
+    chain = _root_causes(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Fault(FailureKind.CONNECT_TIMEOUT, f"TCP connect timed out ({what})")
+    if isinstance(exc, httpx.PoolTimeout):
+        return Fault(FailureKind.PROBE_ERROR, f"no free connection in the watchdog's pool ({what})")
+    if isinstance(exc, httpx.TimeoutException):
+        return Fault(FailureKind.TIMEOUT, f"timed out ({what})")
+    if isinstance(exc, httpx.ConnectError):
+        for cause in chain:
+            if isinstance(cause, ConnectionRefusedError):
+                return Fault(FailureKind.REFUSED, f"connection refused ({what})")
+            if isinstance(cause, socket.gaierror):
+                return Fault(FailureKind.UNREACHABLE, f"name resolution failed ({what}): {cause}")
+            if isinstance(cause, ssl.SSLError):
+                return Fault(
+                    FailureKind.BAD_RESPONSE,
+                    f"TLS handshake failed ({what}): {one_line(str(cause))}",
+                    "TLS failed: check the certificate, or use http:// for vLLM's plain port",
+                )
+            if isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS:
+                return Fault(FailureKind.UNREACHABLE, f"{cause.strerror} ({what})")
+        return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(str(exc))}")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Our own request is malformed; the message would quote the offending header.
+        return Fault(
+            FailureKind.PROBE_ERROR,
+            f"the request could not be sent ({what}): invalid header",
+            "check api_key for stray whitespace or line breaks",
+        )
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
+        return Fault(FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}")
+    if isinstance(exc, httpx.NetworkError):
+        return Fault(FailureKind.BAD_RESPONSE, f"connection dropped mid-answer ({what}): {exc}")
+    return Fault(FailureKind.PROBE_ERROR, f"{type(exc).__name__} ({what}): {one_line(str(exc))}")
+
+
+def status_fault(reply: Reply, what: str) -> Fault:
+    """The generic classification of a non-success status."""
+    if reply.status in (401, 403):
+        return Fault(FailureKind.AUTH, f"HTTP {reply.status} on {what}: {reply.error_text()}")
+    detail = f"HTTP {reply.status} on {what}"
+    if 300 <= reply.status < 400:
+        return Fault(
+            FailureKind.HTTP_STATUS,
+            f"{detail}: redirect (not followed)",
+            "the server redirects: set base_url to the final address (redirects are not followed)",
+        )
+    if reply.status == 503:
+        detail += " (engine dead or not ready)"
+    if reply.body:
+        detail += f": {reply.error_text()}"
+    return Fault(FailureKind.HTTP_STATUS, detail)
