@@ -1,0 +1,239 @@
+"""Benchmark: per-probe overhead against local servers, and the response-size bound.
+
+Run: ``python benchmarks/bench_probes.py [--runs 200]``
+
+The simulated servers (``FakeVllm`` HEALTHY and HUGE, ``BannerServer``, ``KasaEmulator``) run
+in a child process with its own event loop, on 127.0.0.1 only, so neither their CPU nor their
+allocations are counted against the probes, as with a real node. Each probe is then run
+``--runs`` times, one at a time as the daemon's jobs do, with the daemon's own HTTP client
+(``make_client``: no keep-alive, so every HTTP probe pays a fresh TCP connect):
+
+- wall latency per probe (median, p95, max) and the client's CPU time per probe;
+- the memory bound: ``probe_models`` / ``probe_tool_call`` against a 64 MiB chunked body
+  (``VllmMode.HUGE``), for several ``max_response_bytes``, with the tracemalloc peak of the
+  probe compared to the limit and the bytes the server managed to send before the hang-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import secrets
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+
+import psutil
+from _common import kib, load, machine_facts, summary_ms
+from pydantic import SecretStr
+
+from watchdog.config import Endpoint
+from watchdog.config import Plug as PlugConfig
+from watchdog.model import FailureKind, PlugReading, ProbeResult
+from watchdog.plugs.kasa import KasaPlug
+from watchdog.probes.http import make_client, probe_health, probe_models
+from watchdog.probes.ssh import probe_ssh
+from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
+from watchdog.sim.banner import BannerServer
+from watchdog.sim.kasa import KasaEmulator
+from watchdog.sim.vllm import HUGE_BYTES, FakeVllm, VllmMode
+
+HOST = "127.0.0.1"
+MODEL = "nvidia/nemotron-3-super"
+LIMITS = (64 * 1024, 1_048_576, 8 * 1_048_576)  # max_response_bytes tried against HUGE
+TIMEOUT = 5.0
+
+
+# --------------------------------------------------------------------------- server process
+def serve(conn: multiprocessing.connection.Connection, key: str) -> None:
+    """Child process: run the servers, answer commands from the parent until 'stop'."""
+    asyncio.run(_serve(conn, key))
+
+
+async def _serve(conn: multiprocessing.connection.Connection, key: str) -> None:
+    healthy = FakeVllm(HOST, model=MODEL, api_key=key)
+    huge = FakeVllm(HOST, model=MODEL, api_key=key)
+    banner = BannerServer(HOST)
+    plug = KasaEmulator(host=HOST, initial_on=True)
+    for server in (healthy, huge, banner, plug):
+        await server.start()
+    await huge.set_mode(VllmMode.HUGE)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_command() -> None:
+        command = conn.recv()
+        if command == "huge_streamed":
+            conn.send(huge.bytes_streamed)
+            huge.bytes_streamed = 0
+        elif command == "stop":
+            done.set()
+
+    loop.add_reader(conn.fileno(), on_command)
+    conn.send({"vllm": healthy.url, "huge": huge.url, "ssh": banner.port, "plug": plug.port})
+    await done.wait()
+    loop.remove_reader(conn.fileno())
+    for server in (healthy, huge, banner, plug):
+        await server.stop()
+    conn.send("stopped")
+
+
+# --------------------------------------------------------------------------- measuring
+def endpoint(url: str, key: str, limit: int = 1_048_576) -> Endpoint:
+    ep = Endpoint(base_url=url, model=MODEL, expect_fingerprint="tp2", max_response_bytes=limit)
+    return ep.model_copy(update={"api_key": SecretStr(key)})
+
+
+async def measure(
+    name: str, probe: Callable[[], Awaitable[ProbeResult | PlugReading]], runs: int
+) -> None:
+    for _ in range(3):  # warm-up: imports, first connections, python-kasa device discovery
+        await probe()
+    walls: list[float] = []
+    cpu0 = time.process_time()
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = await probe()
+        walls.append(time.perf_counter() - t)
+        failed = out.failure if isinstance(out, ProbeResult) else (not out.reachable)
+        if failed:
+            sys.exit(f"{name}: the probe failed against a healthy server: {out}")
+    cpu = (time.process_time() - cpu0) / runs
+    print(f"{name:<26} {runs:>5}  {summary_ms(walls)}  cpu {cpu * 1e3:6.2f} ms/probe")
+
+
+async def latency(urls: dict[str, object], key: str, runs: int) -> None:
+    ep = endpoint(str(urls["vllm"]), key)
+    port = int(str(urls["ssh"]))
+    plug_cfg = PlugConfig.model_validate(
+        {"type": "kasa", "host": HOST, "port": urls["plug"], "timeout": 2}
+    )
+    print(f"{'probe':<26} {'runs':>5}  wall latency (one at a time)                   client CPU")
+    async with make_client() as client:
+        await measure(
+            "probe_health",
+            lambda: probe_health(client, ep, timeout=TIMEOUT, target="bench"),
+            runs,
+        )
+        await measure(
+            "probe_models",
+            lambda: probe_models(client, ep, timeout=TIMEOUT, target="bench"),
+            runs,
+        )
+        await measure(
+            "probe_tool_call",
+            lambda: probe_tool_call(client, ep, timeout=TIMEOUT, target="bench"),
+            runs,
+        )
+        await measure(
+            "probe_round_trip (2 req)",
+            lambda: probe_round_trip(client, ep, timeout=TIMEOUT, target="bench"),
+            runs,
+        )
+    await measure(
+        "probe_ssh (banner)",
+        lambda: probe_ssh(HOST, port, timeout=TIMEOUT, target="bench"),
+        runs,
+    )
+    plug = KasaPlug(plug_cfg, label="bench")
+    try:
+        await measure("KasaPlug.read (cached)", plug.read, runs)
+    finally:
+        await plug.close()
+
+    async def cold_read() -> PlugReading:
+        fresh = KasaPlug(plug_cfg, label="bench")
+        try:
+            return await fresh.read()
+        finally:
+            await fresh.close()
+
+    await measure("KasaPlug.read (connect)", cold_read, max(20, runs // 4))
+
+
+async def huge_body(
+    urls: dict[str, object], key: str, conn: multiprocessing.connection.Connection
+) -> None:
+    print()
+    print(f"HUGE body: the server streams {HUGE_BYTES // 2**20} MiB (chunked, no Content-Length)")
+    print(
+        f"{'probe':<24} {'limit':>12} {'peak traced':>13} {'above base':>12} {'/limit':>6} "
+        f"{'time':>9} {'server sent':>12}  result"
+    )
+    # Baseline: the same probe against a healthy server, traced the same way; what a HUGE
+    # body adds above it is the body buffer, which the limit must bound.
+    cases = [("probe_models", 1_048_576, "vllm")]
+    cases += [("probe_models", limit, "huge") for limit in LIMITS]
+    cases += [("probe_tool_call", 1_048_576, "huge")]
+    rss0 = psutil.Process().memory_info().rss
+    base_peak = 0.0
+    async with make_client() as client:
+        for name, limit, which in cases:
+            ep = endpoint(str(urls[which]), key, limit)
+            probe = probe_models if name == "probe_models" else probe_tool_call
+            await probe(client, ep, timeout=TIMEOUT, target="bench")  # warm-up
+            conn.send("huge_streamed")
+            conn.recv()
+            peaks, times = [], []
+            out: ProbeResult | None = None
+            for _ in range(5):
+                tracemalloc.start()
+                base = tracemalloc.get_traced_memory()[0]
+                t = time.perf_counter()
+                out = await probe(client, ep, timeout=TIMEOUT, target="bench")
+                times.append(time.perf_counter() - t)
+                peaks.append(tracemalloc.get_traced_memory()[1] - base)
+                tracemalloc.stop()
+            conn.send("huge_streamed")
+            sent = conn.recv() / 5
+            assert out is not None
+            peak = max(peaks)
+            if which == "vllm":
+                base_peak = peak
+            above = peak - base_peak
+            verdict = "ok" if out.ok else f"{out.failure}: {out.detail}"
+            label = name if which == "huge" else f"{name} (healthy)"
+            print(
+                f"{label:<24} {kib(limit):>12} {kib(peak):>13} {kib(above):>12} "
+                f"{above / limit:>6.2f} {statistics.median(times) * 1e3:>7.1f}ms "
+                f"{kib(sent):>12}  {verdict[:52]}"
+            )
+            if which == "huge" and out.failure is not FailureKind.BAD_RESPONSE:
+                sys.exit(f"{name}: a huge body was not refused: {out}")
+    rss1 = psutil.Process().memory_info().rss
+    print("peak traced: tracemalloc peak during one probe (max of 5); above base: minus the")
+    print("healthy probe's peak, i.e. the body buffer; server sent: mean bytes per run the")
+    print("server wrote before the probe hung up (loopback socket buffers absorb several MiB)")
+    print(f"client RSS before/after the HUGE runs: {rss0 / 2**20:.1f} / {rss1 / 2**20:.1f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    machine_facts("bench_probes: per-probe overhead against local servers")
+    key = secrets.token_hex(16)
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    server = multiprocessing.get_context("fork").Process(target=serve, args=(child, key))
+    server.start()
+    try:
+        urls = parent.recv()
+        print(f"servers: pid {server.pid}, all on {HOST}; API key set (never printed)")
+        print()
+        asyncio.run(latency(urls, key, args.runs))
+        asyncio.run(huge_body(urls, key, parent))
+        print(f"\nload at the end: {load()}")
+        parent.send("stop")
+        parent.recv()
+    finally:
+        server.join(10)
+        if server.is_alive():
+            server.terminate()
+
+
+if __name__ == "__main__":
+    main()
