@@ -54,8 +54,10 @@ on hybrid hosts, ``/sys/fs/cgroup/unified``); skipped otherwise, failed under ``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
+import functools
 import itertools
 import json
 import os
@@ -149,9 +151,39 @@ def unit_python() -> tuple[str, str] | None:
     ]
     paths = [str(PROJECT), site]
     for exe in candidates:
-        if os.access(exe, os.X_OK) and all(_world_usable(p) for p in [exe, *paths]):
+        if not (os.access(exe, os.X_OK) and _world_usable(exe)):
+            continue
+        if all(_world_usable(p) for p in paths):
             return exe, ":".join(paths)
+        # The checkout (or its .venv) sits where the dynamic user cannot read it — under
+        # /root, or in a 0700 directory such as one made by mktemp -d: stage a world-readable
+        # copy. Not under /tmp or /var/tmp, which PrivateTmp= hides from the unit.
+        return exe, ":".join(_staged(tuple(paths)))
     return None
+
+
+@functools.cache
+def _staged(paths: tuple[str, str]) -> list[str]:
+    project, site = paths
+    root = Path("/opt/cluster-watchdog-tests") / f"{os.getpid()}"
+    shutil.rmtree(root, ignore_errors=True)
+    src, lib = root / "src", root / "site-packages"
+    shutil.copytree(
+        Path(project) / "watchdog", src / "watchdog", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(
+        site,
+        lib,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__", "mypy*", "ruff*", "pip*"),
+    )
+    for d in [Path("/opt/cluster-watchdog-tests"), root, *root.rglob("*")]:
+        if d.is_dir() and not d.is_symlink():
+            d.chmod(0o755)
+        elif d.is_file():
+            d.chmod(d.stat().st_mode | 0o444)
+    atexit.register(shutil.rmtree, root, True)
+    return [str(src), str(lib)]
 
 
 def _world_usable(path: str) -> bool:

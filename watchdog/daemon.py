@@ -112,6 +112,7 @@ class Daemon:
         self.configure_logging = configure_logging  # False: the embedding program owns logging
         self.should_exit = asyncio.Event()
         self.reload_requested = False
+        self.status_note = ""  # appended to STATUS= (e.g. a rejected reload)
         self.notifier = Notifier(self.env)
         self.engine: Engine | None = None
         self.started = asyncio.Event()
@@ -187,7 +188,7 @@ class Daemon:
                     cfg, dispatcher = await self._reload(cfg, engine, dispatcher, client)
                 elif self.should_exit.is_set():
                     break
-                status = engine.summary()
+                status = engine.summary() + (f"; {self.status_note}" if self.status_note else "")
                 if status != last_status:
                     self.notifier.status(status)
                     last_status = status
@@ -264,7 +265,9 @@ class Daemon:
                 action="reload",
                 key=exc.path,
             )
-            self.notifier.ready(f"config reload rejected ({exc.path}); running the old config")
+            # Kept in STATUS= until a reload succeeds, so `systemctl status` shows it.
+            self.status_note = f"config reload rejected ({exc.path}); running the old config"
+            self.notifier.ready(f"{engine.summary()}; {self.status_note}")
             return cfg, dispatcher
         changed = config_diff(cfg, new)
         if new.state_path(self.env) != cfg.state_path(self.env):
@@ -289,5 +292,6 @@ class Daemon:
             severity=Severity.INFO,
             action="reload",
         )
+        self.status_note = ""
         self.notifier.ready(engine.summary())
         return new, dispatcher
