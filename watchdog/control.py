@@ -203,8 +203,12 @@ def take_requests(directory: Path) -> list[Request]:
         except (OSError, ValueError, TypeError, KeyError) as exc:
             _reject(directory, path, f"{type(exc).__name__}: {exc}")
             continue
-        with contextlib.suppress(FileNotFoundError):
+        # Removing the file is the claim: a CLI that gave up waiting withdraws its request by
+        # deleting it first, and a withdrawn request must never run.
+        try:
             path.unlink()
+        except FileNotFoundError:
+            continue
         taken.append(request)
     return sorted(taken, key=lambda r: (r.requested_at, r.id))
 
