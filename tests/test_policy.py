@@ -115,6 +115,21 @@ def alerts(d: Decision) -> list[tuple[str, Condition, AlertStatus]]:
     ]
 
 
+def finished(
+    f: FleetState,
+    node: str,
+    now: float,
+    *,
+    ok: bool = True,
+    touched: bool = True,
+    left_off: bool = False,
+) -> FleetState:
+    """The daemon reports a power cycle of ``node`` done (by default: it went well)."""
+    return lifecycle.power_finished(
+        f, node, kind=ActionKind.POWER_CYCLE, ok=ok, touched=touched, left_off=left_off, now=now
+    )
+
+
 def wedge(f: FleetState, node: str = "a", start: float = T0 + 1, cfg: Config = CFG) -> Decision:
     f = ssh_fail(f, node, [start, start + 30, start + 61])
     return evaluate(f, start + 61, cfg)
@@ -245,15 +260,7 @@ def test_both_nodes_wedged_with_plugs_answering_are_cycled_one_at_a_time() -> No
     d = evaluate(f, T0 + 62, CFG)
     assert [p.node for p in power(d)] == ["b"]  # the longest-failing goes first
     assert "another power action" in d.fleet.node("a").reason
-    f = lifecycle.power_finished(
-        d.fleet,
-        "b",
-        kind=ActionKind.POWER_CYCLE,
-        ok=True,
-        touched=True,
-        left_off=False,
-        now=T0 + 200,
-    )
+    f = finished(d.fleet, "b", T0 + 200)
     d = evaluate(ssh_fail(f, "a", [T0 + 201]), T0 + 201, CFG)
     assert [p.node for p in power(d)] == ["a"]
 
@@ -261,9 +268,7 @@ def test_both_nodes_wedged_with_plugs_answering_are_cycled_one_at_a_time() -> No
 # --------------------------------------------------------------------------- grace
 def after_cycle(now: float = T0 + 100) -> FleetState:
     d = wedge(healthy_fleet())
-    return lifecycle.power_finished(
-        d.fleet, "a", kind=ActionKind.POWER_CYCLE, ok=True, touched=True, left_off=False, now=now
-    )
+    return finished(d.fleet, "a", now)
 
 
 def test_failures_inside_the_boot_grace_do_not_count() -> None:
@@ -300,15 +305,7 @@ def test_a_node_that_never_boots_is_cycled_again_after_back_off_then_given_up() 
     now = T0 + 61
     cycles = 1
     for _ in range(5):
-        f = lifecycle.power_finished(
-            d.fleet,
-            "a",
-            kind=ActionKind.POWER_CYCLE,
-            ok=True,
-            touched=True,
-            left_off=False,
-            now=now + 70,
-        )
+        f = finished(d.fleet, "a", now + 70)
         now += 70 + 601  # boot_timeout passes, sshd never returns
         f = ssh_fail(f, "a", [now - 1])
         d = evaluate(f, now, cfg)
@@ -327,15 +324,7 @@ def test_a_node_that_never_boots_is_cycled_again_after_back_off_then_given_up() 
 def test_back_off_grows_between_cycles() -> None:
     cfg = make_cfg(backoff="20m", boot_timeout="1m", serve_timeout="2m")
     d = wedge(healthy_fleet(), cfg=cfg)
-    f = lifecycle.power_finished(
-        d.fleet,
-        "a",
-        kind=ActionKind.POWER_CYCLE,
-        ok=True,
-        touched=True,
-        left_off=False,
-        now=T0 + 100,
-    )
+    f = finished(d.fleet, "a", T0 + 100)
     d = evaluate(ssh_fail(f, "a", [T0 + 200]), T0 + 200, cfg)  # boot failed, back-off 20 min
     assert not power(d) and "back-off" in d.fleet.node("a").reason
     d = evaluate(ssh_fail(d.fleet, "a", [T0 + 61 + 1201]), T0 + 61 + 1201, cfg)
@@ -345,15 +334,7 @@ def test_back_off_grows_between_cycles() -> None:
 def test_the_fleet_cap_limits_cycles_across_nodes() -> None:
     cfg = make_cfg(fleet_max_cycles=1)
     d = wedge(healthy_fleet(), cfg=cfg)
-    f = lifecycle.power_finished(
-        d.fleet,
-        "a",
-        kind=ActionKind.POWER_CYCLE,
-        ok=True,
-        touched=True,
-        left_off=False,
-        now=T0 + 100,
-    )
+    f = finished(d.fleet, "a", T0 + 100)
     f = ssh_fail(f, "b", [T0 + 101, T0 + 130, T0 + 170])
     d = evaluate(f, T0 + 170, cfg)
     assert not power(d) and "fleet cap" in d.fleet.node("b").reason
@@ -436,29 +417,13 @@ def test_it_switches_a_powered_off_node_on_only_when_configured() -> None:
 
 def test_a_cycle_aborted_before_switching_refunds_the_budget() -> None:
     d = wedge(healthy_fleet())
-    f = lifecycle.power_finished(
-        d.fleet,
-        "a",
-        kind=ActionKind.POWER_CYCLE,
-        ok=False,
-        touched=False,
-        left_off=False,
-        now=T0 + 70,
-    )
+    f = finished(d.fleet, "a", T0 + 70, ok=False, touched=False)
     assert f.node("a").cycles == () and f.fleet_cycles == ()
 
 
 def test_a_node_left_off_by_a_failed_cycle_is_switched_on_even_past_the_budget() -> None:
     d = wedge(healthy_fleet())
-    f = lifecycle.power_finished(
-        d.fleet,
-        "a",
-        kind=ActionKind.POWER_CYCLE,
-        ok=False,
-        touched=True,
-        left_off=True,
-        now=T0 + 70,
-    )
+    f = finished(d.fleet, "a", T0 + 70, ok=False, left_off=True)
     f = replace(f, nodes={**f.nodes, "a": replace(f.node("a"), cycles=(T0, T0 + 1, T0 + 2))})
     d = evaluate(f, T0 + 80, CFG)
     assert [p.kind for p in power(d)] == [ActionKind.POWER_ON]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from watchdog.sim.harness import Outcome
 from watchdog.sim.scenarios import SCENARIOS, run_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -32,10 +33,13 @@ def test_the_catalogue_covers_every_in_process_scenario_of_the_design() -> None:
     assert {"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S13"} <= refs
 
 
-async def test_a_failed_expectation_is_reported_not_hidden(tmp_path: Path) -> None:
-    # The checks must be able to fail: the blip scenario judged by the wedge's expectations.
-    from dataclasses import replace
-
-    wrong = replace(SCENARIOS["blip"], checks=SCENARIOS["wedge"].checks)
-    _, problems = await run_scenario(wrong, tmp_path)
+def test_the_checks_can_fail_a_blip_judged_by_the_wedge_expectations() -> None:
+    # The checks must be able to fail: what a blip run looks like (no power events, no
+    # alerts) judged by the wedge scenario's expectations is reported, not hidden.
+    quiet = Outcome(
+        records={"spark-1": [], "spark-2": []}, alerts=[], classes={}, latched=set(), elapsed=1.0
+    )
+    problems = SCENARIOS["wedge"].problems(quiet)
     assert any("power cycles per node" in p for p in problems)
+    assert any("alert sequence" in p for p in problems)
+    assert SCENARIOS["blip"].problems(quiet) == []
