@@ -155,11 +155,28 @@ def unit_python() -> tuple[str, str] | None:
             continue
         if all(_world_usable(p) for p in paths):
             return exe, ":".join(paths)
-        # The checkout (or its .venv) sits where the dynamic user cannot read it — under
-        # /root, or in a 0700 directory such as one made by mktemp -d: stage a world-readable
-        # copy. Not under /tmp or /var/tmp, which PrivateTmp= hides from the unit.
+        # The checkout (or its .venv) sits where the unit cannot read it — under /root or
+        # /tmp (a CI clone, say), or in a 0700 directory such as one made by mktemp -d: stage
+        # a world-readable copy under /opt, which the namespace and the unit both see.
         return exe, ":".join(_staged(tuple(paths)))
     return None
+
+
+def unit_file(path: Path) -> str:
+    """A path to ``path`` (a test's helper script) that a hardened unit can read: the file
+    itself when it is visible to the unit, else a world-readable copy next to the staged
+    project."""
+    if _world_usable(str(path)):
+        return str(path)
+    root = Path("/opt/cluster-watchdog-tests") / f"{os.getpid()}" / "files"
+    root.mkdir(parents=True, exist_ok=True)
+    for d in (root.parent.parent, root.parent, root):
+        d.chmod(0o755)
+    copy = root / path.name
+    shutil.copyfile(path, copy)
+    copy.chmod(0o644)
+    atexit.register(shutil.rmtree, root.parent, True)
+    return str(copy)
 
 
 @functools.cache
@@ -186,9 +203,14 @@ def _staged(paths: tuple[str, str]) -> list[str]:
     return [str(src), str(lib)]
 
 
+# Trees a hardened unit in the namespace cannot see: ProtectHome= hides /root and /home,
+# PrivateTmp= and the namespace's own tmpfs hide /tmp and /var/tmp, and /run is systemd's own.
+_HIDDEN = (("root",), ("home",), ("tmp",), ("run",), ("var", "tmp"))
+
+
 def _world_usable(path: str) -> bool:
     p = Path(path).resolve()
-    if p.parts[1:2] in (("root",), ("home",)):
+    if any(p.parts[1 : 1 + len(h)] == h for h in _HIDDEN):
         return False
     return all(d.stat().st_mode & 0o001 for d in [*p.parents, p] if d.is_dir())
 

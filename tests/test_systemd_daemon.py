@@ -35,7 +35,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import need
-from fixtures_systemd import SystemdNS, start_systemd_ns, systemd_ns_available, unit_python
+from fixtures_systemd import (
+    SystemdNS,
+    start_systemd_ns,
+    systemd_ns_available,
+    unit_file,
+    unit_python,
+)
 
 from watchdog.journal import MESSAGE_IDS
 from watchdog.model import EventType
@@ -105,7 +111,7 @@ def refused_clusters() -> list[dict[str, Any]]:
 
 
 def _drop_in(unit: str, exe: str, pythonpath: str, cfg_dir: Path, launcher: bool) -> str:
-    program = f"{exe} {LAUNCHER}" if launcher else f"{exe} -m watchdog"
+    program = f"{exe} {unit_file(LAUNCHER)}" if launcher else f"{exe} -m watchdog"
     return (
         "[Service]\n"
         "ExecStart=\n"
@@ -341,7 +347,7 @@ def test_a_stalled_event_loop_is_killed_by_the_watchdog_and_restarted(world: Wor
     assert f"{unit}: Watchdog timeout (limit 2s)!" in messages
     assert f"{unit}: Failed with result 'watchdog'." in messages
     # PYTHONFAULTHANDLER=1: the SIGABRT dumps the blocking frame (the patched tick) to the journal.
-    assert any(f'File "{LAUNCHER}"' in m and "stalling_tick" in m for m in messages), messages
+    assert any(f'{LAUNCHER.name}"' in m and "stalling_tick" in m for m in messages), messages
     # The restarted daemon is a full one again: a second start-up, READY=1 and its summary.
     assert len(wait_events(ns, unit, EventType.STARTED, count=2)) == 2
     assert SUMMARY.match(ns.show(unit, "StatusText"))

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 from conftest import need
-from fixtures_systemd import SystemdNS, start_systemd_ns, systemd_ns_available, unit_python
+from fixtures_systemd import (
+    SystemdNS,
+    start_systemd_ns,
+    systemd_ns_available,
+    unit_file,
+    unit_python,
+)
 
 from watchdog.journal import MESSAGE_IDS
 from watchdog.model import EventType
@@ -56,7 +62,7 @@ def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemdNS]:
         (src / f"{name}.service.d" / "test.conf").write_text(
             "[Service]\n"
             "ExecStart=\n"
-            f"ExecStart={exe} {STANDIN} {args}\n"
+            f"ExecStart={exe} {unit_file(STANDIN)} {args}\n"
             f"Environment=PYTHONPATH={pythonpath}\n"
             "WatchdogSec=2s\n"
             "RestartSec=200ms\n"
@@ -144,7 +150,7 @@ def test_a_stalled_event_loop_is_killed_by_the_watchdog_and_restarted(ns: System
     assert f"{unit}: Watchdog timeout (limit 2s)!" in messages
     assert f"{unit}: Failed with result 'watchdog'." in messages
     # PYTHONFAULTHANDLER=1: SIGABRT dumps the blocking frame into the journal.
-    assert any(f'File "{STANDIN}"' in m and "in stall" in m for m in messages), messages
+    assert any(f'{STANDIN.name}"' in m and "in stall" in m for m in messages), messages
 
 
 def test_exit_status_78_ends_in_failed_without_a_restart_loop(ns: SystemdNS) -> None:
