@@ -11,7 +11,12 @@ import os
 
 import pytest
 
-pytest_plugins = ["fixtures_sshd", "fixtures_journald", "fixtures_systemd"]
+pytest_plugins = [
+    "fixtures_sshd",
+    "fixtures_journald",
+    "fixtures_systemd",
+    "fixtures_sim",
+]
 
 
 def need(available: bool, what: str) -> None:

@@ -8,7 +8,6 @@ recovered (resolve). Secrets are distinctive strings so a leak anywhere is caugh
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,21 +54,6 @@ RECOVERED = replace(
     at=T0 + 600,
     failure=None,
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[AlertReceiver]:
-    r = AlertReceiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    # trust_env=False: a proxy from the environment must never see loopback test traffic.
-    async with httpx.AsyncClient(trust_env=False) as c:
-        yield c
 
 
 def secret_file(tmp_path: Path, name: str, value: str) -> str:

@@ -55,20 +55,6 @@ class Failures:
         self.calls.append((name, event, reason))
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[AlertReceiver]:
-    r = AlertReceiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as c:
-        yield c
-
-
 def webhook(client: httpx.AsyncClient, *receivers: AlertReceiver) -> list[Channel]:
     cfg = config.Alerts.model_validate(
         {

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from fixtures_sim import MakeEmulator
 from kasa import Credentials, Device, DeviceConfig, Module
 from kasa.deviceconfig import DeviceConnectionParameters, DeviceEncryptionType, DeviceFamily
 from kasa.exceptions import AuthenticationError, KasaException
@@ -26,23 +27,6 @@ HS100 = "HS100(US)_2.0_1.5.6"
 KP115 = "KP115(US)_1.0_1.0.21"
 HS300 = "HS300(US)_2.0_1.0.12"
 KP303 = "KP303(US)_2.0_1.0.9"
-
-MakeEmulator = Callable[..., Awaitable[KasaEmulator]]
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[MakeEmulator]:
-    started: list[KasaEmulator] = []
-
-    async def make(fixture: str = HS110, **kwargs: Any) -> KasaEmulator:
-        emu = KasaEmulator(fixture, **kwargs)
-        await emu.start()
-        started.append(emu)
-        return emu
-
-    yield make
-    for emu in started:
-        await emu.stop()
 
 
 @pytest.fixture

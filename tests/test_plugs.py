@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_sim import MakeEmulator
 from kasa.exceptions import AuthenticationError, KasaException
 from kasa.exceptions import TimeoutError as KasaTimeoutError
 
@@ -28,23 +29,6 @@ HS100 = "HS100(US)_2.0_1.5.6"
 KP115 = "KP115(US)_1.0_1.0.21"
 HS300 = "HS300(US)_2.0_1.0.12"
 USER, PASSWORD = "ops@example.org", "correct-horse-battery"
-
-MakeEmulator = Callable[..., Awaitable[KasaEmulator]]
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[MakeEmulator]:
-    started: list[KasaEmulator] = []
-
-    async def make(fixture: str = HS110, **kwargs: Any) -> KasaEmulator:
-        emu = KasaEmulator(fixture, **kwargs)
-        await emu.start()
-        started.append(emu)
-        return emu
-
-    yield make
-    for emu in started:
-        await emu.stop()
 
 
 @pytest.fixture
