@@ -252,20 +252,13 @@ class Actions:
         for req in control.take_requests(self.state_dir):
             now = self.clock()
             try:
-                if req.op is control.Op.PAUSE:
-                    self.fleet = lifecycle.pause(self.state, req.node, until=req.until, now=now)
-                    message = f"{req.node} paused" + (
-                        f" until {_iso(req.until)}" if req.until else " until resumed"
-                    )
-                elif req.op is control.Op.RESUME:
-                    self.fleet = lifecycle.resume(self.state, req.node, now=now)
-                    message = f"{req.node} resumed"
-                elif req.op is control.Op.CLEAR:
-                    self.fleet = lifecycle.clear(self.state, req.node)
-                    message = f"{req.node} un-latched; its budget is reset"
-                else:
+                if req.op is control.Op.CYCLE:
                     self._apply(lifecycle.manual_cycle(self.state, req.node, now=now, cfg=self.cfg))
                     message = f"{req.node}: power cycle started"
+                else:
+                    self.fleet, message = apply_request(
+                        self.state, req.op, req.node, until=req.until, now=now
+                    )
             except lifecycle.Refused as exc:
                 control.respond(self.state_dir, control.Response(req.id, False, str(exc)))
                 continue
@@ -278,6 +271,22 @@ class Actions:
             )
             control.respond(self.state_dir, control.Response(req.id, True, message))
         return
+
+
+def apply_request(
+    fleet: FleetState, op: control.Op, node: str, *, until: float | None, now: float
+) -> tuple[FleetState, str]:
+    """Pause, resume or clear ``node``: the one mapping of an operator request onto the
+    lifecycle, for the daemon and for the CLI's offline edit. Raises ``lifecycle.Refused``.
+    A cycle is not a state edit: only the daemon's procedure may carry it out."""
+    if op is control.Op.PAUSE:
+        until_text = f" until {_iso(until)}" if until else " until resumed"
+        return lifecycle.pause(fleet, node, until=until, now=now), f"{node} paused{until_text}"
+    if op is control.Op.RESUME:
+        return lifecycle.resume(fleet, node, now=now), f"{node} resumed"
+    if op is control.Op.CLEAR:
+        return lifecycle.clear(fleet, node), f"{node} un-latched; its budget is reset"
+    raise ValueError(f"{op} is not a state edit")
 
 
 def _iso(t: float | None) -> str:

@@ -204,6 +204,8 @@ def _edit_offline(
     cfg: Config, directory: Path, op: control.Op, node: str, until: float | None, now: float
 ) -> int:
     """No daemon runs: apply the request to the state file directly (under the state lock)."""
+    from watchdog.actions import apply_request  # late: the other commands stay light
+
     if (problem := _unreadable(directory)) is not None:
         # Store.load would move the file aside and start empty, silently dropping every
         # latch and budget; only the daemon may do that, because it also raises an alert.
@@ -216,12 +218,7 @@ def _edit_offline(
     members = {n.name: c.name for c, n in cfg.nodes()}
     fleet = from_persisted(loaded.state, members, now)
     try:
-        if op is control.Op.PAUSE:
-            fleet = lifecycle.pause(fleet, node, until=until, now=now)
-        elif op is control.Op.RESUME:
-            fleet = lifecycle.resume(fleet, node, now=now)
-        else:
-            fleet = lifecycle.clear(fleet, node)
+        fleet, _ = apply_request(fleet, op, node, until=until, now=now)
     except lifecycle.Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EX_FAIL
