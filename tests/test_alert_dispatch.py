@@ -391,3 +391,22 @@ async def test_stop_reports_events_it_could_not_deliver(clock: Clock, failures: 
     await d.stop(0.05)
     [(name, event, reason)] = failures.calls
     assert (name, event, reason) == ("broken", WEDGED, "given up: abandoned at shutdown")
+
+
+async def test_a_restated_page_is_adopted_silently_then_resolved_and_renotified(
+    one: Dispatcher, receiver: AlertReceiver, clock: Clock
+) -> None:
+    # A new process re-states what the persisted state says is open: nothing is sent again,
+    # but the page is known, so re-notification works and its resolve goes out.
+    one.submit(replace(WEDGED, restated=True))
+    one.submit(replace(WEDGED, restated=True))
+    await settle(one)
+    assert receiver.received == [] and set(one.open_alerts) == {WEDGED.dedup_key}
+    clock.now = T0 + 600
+    one.tick()
+    await settle(one)
+    assert receiver.received[-1].json["summary"].startswith("Still unresolved after 10m")
+    one.submit(RESOLVED)
+    await settle(one)
+    assert [x.json["status"] for x in receiver.received] == ["trigger", "resolve"]
+    assert one.open_alerts == {}

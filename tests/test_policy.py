@@ -79,7 +79,7 @@ ON = PlugReading(reachable=True, is_on=True, watts=90.0)
 
 
 def r(probe: ProbeKind, failure: FailureKind | None = None) -> ProbeResult:
-    return ProbeResult(probe, "t", failure, 0.01, detail="d", hint=f"hint-{failure}")
+    return ProbeResult(probe, "t", failure, 0.0, detail="d", hint=f"hint-{failure}")
 
 
 def healthy_fleet(now: float = T0) -> FleetState:
@@ -96,11 +96,26 @@ def healthy_fleet(now: float = T0) -> FleetState:
 
 
 def ssh_fail(
-    f: FleetState, node: str, times: list[float], kind: FailureKind = FailureKind.NO_BANNER
+    f: FleetState,
+    node: str,
+    times: list[float],
+    kind: FailureKind = FailureKind.NO_BANNER,
+    *,
+    serving: bool | None = False,
 ) -> FleetState:
-    for t in times:
+    """sshd fails at ``times``; its plug is read each time. ``serving``: what the tool call
+    asked at the first failure says (False: it times out; None: no answer yet)."""
+    for i, t in enumerate(times):
         f = observe_node(f, node, r(ProbeKind.SSH, kind), t)
+        if i == 0 and serving is not None:
+            call = r(ProbeKind.TOOL_CALL, None if serving else FailureKind.TIMEOUT)
+            f = observe_endpoint(f, f.node(node).cluster, call, t)
+        f = observe_plug(f, node, f.node(node).plug or ON, t)
     return f
+
+
+def dark(f: FleetState, node: str, t: float) -> FleetState:
+    return observe_plug(f, node, DOWN, t)
 
 
 def power(d: Decision) -> list[PowerAction]:
@@ -131,6 +146,8 @@ def finished(
 
 
 def wedge(f: FleetState, node: str = "a", start: float = T0 + 1, cfg: Config = CFG) -> Decision:
+    """sshd silent past the thresholds, the tool call asked at once fails (nothing serves), and
+    the plug is read during the failure: a wedge."""
     f = ssh_fail(f, node, [start, start + 30, start + 61])
     return evaluate(f, start + 61, cfg)
 
@@ -207,17 +224,17 @@ def test_an_unarmed_node_is_not_judged_until_the_startup_timeout() -> None:
 
 
 # --------------------------------------------------------------------------- sight
-def test_an_unreachable_plug_blocks_the_cycle_and_pages_about_the_plug() -> None:
-    f = observe_plug(
-        healthy_fleet(),
-        "a",
-        PlugReading(reachable=False, failure=FailureKind.PLUG_UNREACHABLE, detail="refused"),
-        T0 + 1,
-    )
+DOWN = PlugReading(reachable=False, failure=FailureKind.PLUG_UNREACHABLE, detail="refused")
+
+
+def test_an_unreachable_plug_blocks_any_verdict_and_pages_about_the_plug() -> None:
+    # Without its plug the watchdog cannot tell a wedge from a dark network segment: the node
+    # is not judged (no wedge page, no cycle); the plug is paged, since the rest can be seen.
+    f = observe_plug(healthy_fleet(), "a", DOWN, T0 + 1)
     d = wedge(f)
-    assert d.fleet.node("a").cls is NodeClass.WEDGED and not power(d)
-    assert "plug unreachable" in d.fleet.node("a").reason
-    assert ("a", Condition.PLUG, AlertStatus.TRIGGER) in alerts(d)
+    assert d.fleet.node("a").cls is NodeClass.SUSPECT and not power(d)
+    assert "plug does not answer" in d.fleet.node("a").reason
+    assert alerts(d) == [("a", Condition.PLUG, AlertStatus.TRIGGER)]
 
 
 def test_a_silent_witness_blocks_every_power_action() -> None:

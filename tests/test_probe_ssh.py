@@ -259,3 +259,38 @@ async def test_it_hangs_up_as_soon_as_it_gives_up_on_a_silent_peer() -> None:
     finally:
         server.close()
     assert result.failure is FailureKind.NO_BANNER
+
+
+@pytest.mark.parametrize("mode", [BannerMode.TRICKLE, BannerMode.PARTIAL])
+async def test_a_banner_not_complete_by_the_deadline_is_the_wedge_signal_not_a_bad_banner(
+    mode: BannerMode,
+) -> None:
+    # An sshd starved of memory may trickle its version line or stall after "SSH-": that is
+    # the wedge signature (no_banner), never the misconfiguration class (bad_banner).
+    async with BannerServer(LO, 0, trickle_delay=0.1) as server:
+        await server.set_mode(mode)
+        result = await probe_ssh(LO, server.port, timeout=TIMEOUT, target="node n1")
+    assert result.failure is FailureKind.NO_BANNER, result
+    assert "incomplete" in result.detail and "SSH-" in result.detail
+
+
+async def test_a_slow_banner_that_completes_within_the_deadline_passes() -> None:
+    async with BannerServer(LO, 0, banner=b"SSH-2.0-x\r\n", trickle_delay=0.01) as server:
+        await server.set_mode(BannerMode.TRICKLE)
+        result = await probe_ssh(LO, server.port, timeout=TIMEOUT, target="node n1")
+    assert result.ok, result
+
+
+async def test_a_partial_banner_then_a_hang_up_is_no_banner() -> None:
+    async def half(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-Open")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(half, LO, 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        result = await probe_ssh(LO, port, timeout=TIMEOUT, target="node n1")
+    finally:
+        server.close()
+    assert result.failure is FailureKind.NO_BANNER and "before the peer closed" in result.detail

@@ -26,13 +26,15 @@ from watchdog.model import (
     EventType,
     NodeClass,
     PowerAction,
+    ProbeResult,
     Severity,
     Transition,
 )
 from watchdog.plugs.base import Plug
 from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
-from watchdog.policy import Decision
+from watchdog.policy import Decision, Proof, proof
 from watchdog.store import CycleIntent, IntentStep, PersistedState, Store
+from watchdog.suite import ProbeSuite
 
 log = logging.getLogger("watchdog.engine")
 
@@ -50,6 +52,7 @@ class Actions:
     """Mixin of :class:`watchdog.scheduler.Engine`: carries out what the policy decided."""
 
     cfg: Config
+    suite: ProbeSuite
     plugs: dict[str, Plug]
     store: Store
     state_dir: Path
@@ -73,6 +76,9 @@ class Actions:
         raise NotImplementedError
 
     def _submit_alert(self, event: AlertEvent) -> None:
+        raise NotImplementedError
+
+    def _observed(self, result: ProbeResult, *, node: str, evaluate: bool) -> None:
         raise NotImplementedError
 
     def _alert(self, event: AlertEvent) -> None:
@@ -134,6 +140,7 @@ class Actions:
                     confirm_timeout=self.cfg.policy.plug_confirm_timeout,
                     poll_interval=self.cfg.policy.plug_poll_interval,
                     on_step=self._step_logger(node, cluster),
+                    verify=None if action.manual else lambda: self._still_wedged(node),
                 )
             else:
                 outcome = await ensure_on(
@@ -149,9 +156,25 @@ class Actions:
             self._power_tasks.pop(node, None)
         self._power_done(action, outcome)
 
+    async def _still_wedged(self, node: str) -> str | None:
+        """The last look before switching off: probe sshd once more and re-check serving."""
+        try:
+            cluster_cfg, node_cfg = self.cfg.node(node)
+        except KeyError:
+            return "the node is no longer configured"
+        result = await self.suite.ssh(node_cfg)
+        self._observed(result, node=node, evaluate=False)
+        if result.ok:
+            return f"sshd answers again ({result.detail})"
+        st = self.state.node(node)
+        began = st.ssh.failing_since if st.ssh.failing_since is not None else self.clock()
+        if proof(self.state.clusters[st.cluster], cluster_cfg, began) is Proof.SERVING:
+            return "the endpoint completed a tool call since the ssh failure began"
+        return None
+
     def _power_done(self, action: PowerAction, outcome: CycleOutcome) -> None:
         node = action.node
-        touched = outcome.ok or outcome.failed_step is not CycleStep.CHECK
+        touched = outcome.touched
         self.fleet = lifecycle.power_finished(
             self.state,
             node,
@@ -173,6 +196,18 @@ class Actions:
                 node=node,
                 cluster=cluster,
                 action=action.kind.value,
+            )
+        elif outcome.failed_step is CycleStep.VERIFY:
+            why = outcome.steps[-1].detail if outcome.steps else "the node answers again"
+            log_event(
+                log,
+                EventType.CYCLE_FAILED,
+                f"{node}: {action.kind} aborted before switching anything: {why}",
+                severity=Severity.WARNING,
+                node=node,
+                cluster=cluster,
+                action=action.kind.value,
+                step=CycleStep.VERIFY.value,
             )
         else:
             step = outcome.failed_step.value if outcome.failed_step else "?"

@@ -5,6 +5,16 @@ healthchecks: no alert on the first "up", one open alert per (node, condition), 
 while the wedge incident moves on (wedged -> cycling -> booting), and a resolve once the
 condition no longer holds. A failing endpoint explained by a member node's trouble is not
 paged separately (as an Alertmanager inhibit rule would). No I/O; ``now`` is an argument.
+
+The open pages have one owner: the ``open_alerts`` of the fleet state, which is persisted.
+After a start-up or a reload (``FleetState.restate``) every open page is re-stated once as a
+``restated`` trigger, which the dispatcher adopts without sending, so that a later resolve
+always goes out. A blind episode is one incident: while blind, only the ``blind`` page moves;
+every other page stays as it is, with no trigger and no resolve. Nodes the policy has not
+judged afresh (``frozen``) and clusters whose endpoint has not answered since start-up
+(``unverified``) keep their pages as they are, too. A plug is paged only once the policy
+found it down (``plug_down``: missed twice, over the failure duration), and stays paged
+while it does not answer.
 """
 
 from __future__ import annotations
@@ -26,6 +36,11 @@ from watchdog.model import (
 )
 
 WATCHDOG_NODE = "watchdog"  # the pseudo-node that fleet-level (blind) alerts are about
+SSH_DOWN_HINT = (
+    "sshd does not answer but the model serves: check sshd on the node (stopped or crashed, a "
+    "broken sshd_config after an upgrade, MaxStartups throttling during an ssh scan, a firewall "
+    "change); it is never power-cycled while it serves"
+)
 
 # While one of these holds for a member node, a failing endpoint is explained by it, so the
 # cluster-level degraded/misconfigured alert is inhibited (as Alertmanager inhibit rules do).
@@ -42,8 +57,10 @@ _EXPLAINS_ENDPOINT = frozenset(
         NodeClass.UNKNOWN,
     }
 )
+_SUSPECT_KEEPS = frozenset({Condition.WEDGED, Condition.SSH_DOWN, Condition.MISCONFIGURED})
 _SEVERITY = {
     Condition.WEDGED: Severity.CRITICAL,
+    Condition.SSH_DOWN: Severity.ERROR,
     Condition.GIVEN_UP: Severity.CRITICAL,
     Condition.BLIND: Severity.CRITICAL,
     Condition.CYCLE_FAILED: Severity.CRITICAL,
@@ -54,7 +71,7 @@ _SEVERITY = {
 }
 
 
-def _node_conditions(st: NodeState) -> set[Condition]:
+def _node_conditions(st: NodeState, plug_down: bool) -> set[Condition]:
     want: set[Condition] = set()
     was_wedged = Condition.WEDGED in st.open_alerts
     if st.cls is NodeClass.WEDGED or (
@@ -68,10 +85,18 @@ def _node_conditions(st: NodeState) -> set[Condition]:
     want |= {
         NodeClass.GIVEN_UP: {Condition.GIVEN_UP},
         NodeClass.POWERED_OFF: {Condition.POWERED_OFF},
+        NodeClass.SSH_DOWN: {Condition.SSH_DOWN},
     }.get(st.cls, set())
+    if st.cls is NodeClass.SUSPECT:
+        # Failing again, not yet confirmed: that does not show the condition is gone (a
+        # suspicion restarted after a restart or a blind spell must not resolve and re-page).
+        want |= st.open_alerts & _SUSPECT_KEEPS
     if st.cls is NodeClass.MISCONFIGURED and st.ssh.last_failure is FailureKind.BAD_BANNER:
         want.add(Condition.MISCONFIGURED)  # endpoint faults are paged once, per cluster
-    if st.plug is not None and not st.plug.reachable and st.cls is not NodeClass.MAINTENANCE:
+    plug_out = st.plug is not None and not st.plug.reachable
+    if st.cls is not NodeClass.MAINTENANCE and (
+        plug_down or (plug_out and Condition.PLUG in st.open_alerts)
+    ):
         want.add(Condition.PLUG)
     if st.cycle_failed and st.cls is not NodeClass.HEALTHY:
         want.add(Condition.CYCLE_FAILED)
@@ -79,9 +104,18 @@ def _node_conditions(st: NodeState) -> set[Condition]:
 
 
 def derive_alerts(
-    fleet: FleetState, now: float, blind: str | None
+    fleet: FleetState,
+    now: float,
+    blind: str | None,
+    *,
+    frozen: set[str] | frozenset[str] = frozenset(),
+    unverified: set[str] | frozenset[str] = frozenset(),
+    plug_down: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[FleetState, list[Action]]:
     out: list[Action] = []
+    if fleet.restate:
+        out += _restated(fleet, now)
+        fleet = replace(fleet, restate=False)
     if (blind is not None) != fleet.blind_alert_open:
         status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
         out.append(
@@ -98,11 +132,13 @@ def derive_alerts(
             )
         )
         fleet = replace(fleet, blind_alert_open=blind is not None)
+    if blind is not None:
+        return fleet, out  # one page while blind: every other page stays as it is
     nodes = dict(fleet.nodes)
     for name, st in fleet.nodes.items():
-        if st.cls is NodeClass.BLIND:
+        if st.cls is NodeClass.BLIND or name in frozen:
             continue  # what we cannot see we neither page about nor resolve
-        want = _node_conditions(st)
+        want = _node_conditions(st, name in plug_down)
         for cond in sorted(want | st.open_alerts):
             if cond not in want:
                 out.append(_node_event(st, cond, AlertStatus.RESOLVE, now))
@@ -112,6 +148,8 @@ def derive_alerts(
         nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
     for cs in fleet.clusters.values():
+        if cs.name in unverified:
+            continue  # not probed since start-up: its pages stay as they are
         members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
         want_c: dict[Condition, NodeState] = {}
         if not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
@@ -133,6 +171,32 @@ def derive_alerts(
     return fleet, [a for a in out if a is not None]
 
 
+def _restated(fleet: FleetState, now: float) -> list[Action]:
+    """Every open page as a ``restated`` trigger (the dispatcher adopts it, sends nothing)."""
+    out: list[AlertAction] = []
+    if fleet.blind_alert_open:
+        out.append(
+            _event(
+                WATCHDOG_NODE,
+                "",
+                Condition.BLIND,
+                AlertStatus.TRIGGER,
+                now,
+                summary="watchdog cannot see",
+                done="no power action anywhere while blind",
+            )
+        )
+    for st in fleet.nodes.values():
+        out += [_node_event(st, c, AlertStatus.TRIGGER, now) for c in sorted(st.open_alerts)]
+    for cs in fleet.clusters.values():
+        members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
+        member = members[0] if members else None
+        out += [
+            _cluster_event(cs, c, AlertStatus.TRIGGER, member, now) for c in sorted(cs.open_alerts)
+        ]
+    return [AlertAction(replace(a.event, restated=True)) for a in out]
+
+
 def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float) -> AlertAction:
     ev = st.ssh
     if status is AlertStatus.RESOLVE:
@@ -149,6 +213,7 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
         NodeClass.GIVEN_UP: "no more power cycles: latched until an operator runs "
         f"'cluster-watchdog clear {st.name}'",
         NodeClass.POWERED_OFF: "nothing (power_on_if_off is off)",
+        NodeClass.SSH_DOWN: "no power action: the model still serves",
     }.get(st.cls, "alerted")
     todo = {
         Condition.WEDGED: ev.last_hint or "none needed if it recovers; else check the node",
@@ -156,6 +221,7 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
         Condition.POWERED_OFF: "switch the plug on, or run 'cluster-watchdog cycle' if intended",
         Condition.CYCLE_FAILED: "check the plug and the node's power by hand",
         Condition.MISCONFIGURED: ev.last_hint or "check the node's sshd port",
+        Condition.SSH_DOWN: SSH_DOWN_HINT,
     }.get(cond, "")
     summary = f"{st.name} {cond.value.replace('_', ' ')}: {st.reason}"
     return _event(

@@ -3,6 +3,11 @@
 Owns the per-probe :class:`Evidence` (consecutive failures and "failing since"), the per-node,
 per-cluster and fleet state the policy judges, and ``observe_*`` functions. Pure-logic layer:
 no I/O, no clock — ``now`` is always an argument (Unix seconds).
+
+Fresh evidence only: a result counts from the moment its probe *started* (``now - latency``).
+A node's failure that started before its ``sight_at`` (the watchdog regained sight of it, or
+started) is not counted, and a cluster's endpoint failure is not counted while the fleet is
+blind or when it started before the cluster's ``fresh_from``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Evidence:
     last_detail: str = ""
     last_hint: str = ""
     last_at: float | None = None
+    last_started: float | None = None  # when the probe of the last result started
     ok_at: float | None = None  # last success
 
     @property
@@ -51,8 +57,9 @@ class Evidence:
 
 def fold(ev: Evidence, result: ProbeResult, now: float) -> Evidence:
     """Fold one probe result into its evidence."""
+    started = now - max(0.0, result.latency)
     if result.ok:
-        return Evidence(ok_at=now, last_at=now)
+        return Evidence(ok_at=now, last_at=now, last_started=started)
     return Evidence(
         consecutive=ev.consecutive + 1,
         failing_since=ev.failing_since if ev.failing_since is not None else now,
@@ -60,8 +67,20 @@ def fold(ev: Evidence, result: ProbeResult, now: float) -> Evidence:
         last_detail=result.detail,
         last_hint=result.hint,
         last_at=now,
+        last_started=started,
         ok_at=ev.ok_at,
     )
+
+
+def restart(ev: Evidence) -> Evidence:
+    """The same record with its failure streak forgotten: the suspicion starts again from zero
+    (what was last seen stays, for display)."""
+    return replace(ev, consecutive=0, failing_since=None)
+
+
+def started_before(result: ProbeResult, t: float | None, now: float) -> bool:
+    """The probe behind ``result`` started before ``t``."""
+    return t is not None and now - max(0.0, result.latency) < t
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +95,13 @@ class NodeState:
     ssh: Evidence = Evidence()
     ping: Evidence = Evidence()
     plug: PlugReading | None = None
-    plug_at: float | None = None
+    plug_at: float | None = None  # when the read of ``plug`` started
+    plug_misses: int = 0  # consecutive readings that found the plug unreachable
+    plug_missing_since: float | None = None  # when the first of them started
+    # Sight: lost while the fleet is blind or the node's plug does not answer; regained at
+    # ``sight_at``, from when the node must be probed afresh (ssh and plug) before it is judged.
+    dark: bool = False
+    sight_at: float | None = None
     cycles: tuple[float, ...] = ()  # start times of power cycles (the budget)
     cycling_since: float | None = None  # a power action is in flight
     power_kind: ActionKind | None = None  # which one, and whether an operator asked for it
@@ -99,6 +124,7 @@ class ClusterState:
     name: str
     probes: Mapping[ProbeKind, Evidence] = field(default_factory=dict)
     open_alerts: frozenset[Condition] = frozenset()
+    fresh_from: float = 0.0  # endpoint results started before this (start-up) do not count
 
     def evidence(self, probe: ProbeKind) -> Evidence:
         return self.probes.get(probe, Evidence())
@@ -112,6 +138,8 @@ class FleetState:
     link_up: bool | None = None  # None: not checked yet
     fleet_cycles: tuple[tuple[str, float], ...] = ()
     blind_alert_open: bool = False
+    blind_since: float | None = None  # the fleet is blind since (None: it can see)
+    restate: bool = False  # re-state every open page once (start-up, reload): see alerting
 
     def node(self, name: str) -> NodeState:
         return self.nodes[name]
@@ -129,14 +157,19 @@ class FleetState:
 
 def initial_fleet(members: Mapping[str, str], now: float) -> FleetState:
     """A fresh fleet: ``members`` maps node name -> cluster name."""
-    nodes = {n: NodeState(name=n, cluster=c, since=now, first_seen=now) for n, c in members.items()}
-    clusters = {c: ClusterState(name=c) for c in sorted(set(members.values()))}
+    nodes = {
+        n: NodeState(name=n, cluster=c, since=now, first_seen=now, sight_at=now)
+        for n, c in members.items()
+    }
+    clusters = {c: ClusterState(name=c, fresh_from=now) for c in sorted(set(members.values()))}
     return FleetState(nodes=nodes, clusters=clusters)
 
 
 def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) -> FleetState:
     """Fold a node-level probe (ssh, ping) into the fleet."""
     st = fleet.node(node)
+    if not result.ok and started_before(result, st.sight_at, now):
+        return fleet  # a failure from before sight returned: not evidence of anything now
     if result.probe is ProbeKind.SSH:
         st = replace(st, ssh=fold(st.ssh, result, now))
         if result.ok and st.boot_started_at is None and st.cycling_since is None:
@@ -148,8 +181,20 @@ def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) 
     return fleet.with_node(st)
 
 
-def observe_plug(fleet: FleetState, node: str, reading: PlugReading, now: float) -> FleetState:
-    return fleet.with_node(replace(fleet.node(node), plug=reading, plug_at=now))
+def observe_plug(
+    fleet: FleetState, node: str, reading: PlugReading, now: float, started: float | None = None
+) -> FleetState:
+    """Fold a plug reading; ``started`` is when the read began (default ``now``)."""
+    at = now if started is None else started
+    st = fleet.node(node)
+    if reading.reachable:
+        misses, since = 0, None
+    else:
+        misses = st.plug_misses + 1
+        since = st.plug_missing_since if st.plug_missing_since is not None else at
+    return fleet.with_node(
+        replace(st, plug=reading, plug_at=at, plug_misses=misses, plug_missing_since=since)
+    )
 
 
 def observe_endpoint(
@@ -157,6 +202,10 @@ def observe_endpoint(
 ) -> FleetState:
     """Fold a cluster-level endpoint probe; it is attributed to every member node."""
     cs = fleet.clusters[cluster]
+    if not result.ok and (
+        fleet.blind_since is not None or started_before(result, cs.fresh_from, now)
+    ):
+        return fleet  # seen while blind, or begun before start-up: not counted
     probes = dict(cs.probes)
     probes[result.probe] = fold(cs.evidence(result.probe), result, now)
     return fleet.with_cluster(replace(cs, probes=probes))

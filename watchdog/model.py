@@ -130,6 +130,7 @@ class NodeClass(StrEnum):
     HEALTHY = "healthy"
     SUSPECT = "suspect"  # failing, thresholds not yet met (confirmation burst)
     WEDGED = "wedged"  # sshd silent, plug on and reachable: power-cycle
+    SSH_DOWN = "ssh_down"  # sshd fails but the endpoint served a tool call since: never power
     DEGRADED = "degraded"  # sshd fine, endpoint failing: alert only
     MISCONFIGURED = "misconfigured"  # config fault: alert with hint, never power
     POWERED_OFF = "powered_off"  # plug reports off
@@ -188,6 +189,7 @@ class Condition(StrEnum):
     """What an alert is about; with the node it forms the stable dedup key."""
 
     WEDGED = "wedged"
+    SSH_DOWN = "ssh_down"  # sshd fails while the model still serves
     DEGRADED = "degraded"
     MISCONFIGURED = "misconfigured"
     POWERED_OFF = "powered_off"
@@ -216,6 +218,9 @@ class AlertEvent:
     todo: str = ""
     at: float = 0.0
     failure: FailureKind | None = None
+    # A trigger re-stated at start-up or after a reload for a page that was already open:
+    # the dispatcher adopts it as open without sending it again.
+    restated: bool = False
 
     @property
     def dedup_key(self) -> str:

@@ -2,7 +2,8 @@
 
 What survives a restart: the budget (cycle times, per node and fleet-wide), the latch,
 maintenance windows, boot grace in progress, whether a node was ever seen healthy, the open
-alert conditions (so a recovery after a restart still resolves its page), and — in the
+pages of every node, cluster and the fleet (so a recovery after a restart, even one while
+the daemon was down, still resolves its page), and — in the
 store's intents — any power cycle that was under way. Failure streaks start afresh: after a
 restart the watchdog re-confirms before acting, which only delays action, never causes it.
 """
@@ -39,7 +40,18 @@ def to_persisted(fleet: FleetState, base: PersistedState) -> PersistedState:
             boot_started_at=st.boot_started_at,
             open_alerts=tuple(sorted(c.value for c in st.open_alerts)),
         )
-    return replace(base, nodes=records, fleet_cycles=fleet.fleet_cycles)
+    cluster_alerts = {
+        name: tuple(sorted(c.value for c in cs.open_alerts))
+        for name, cs in fleet.clusters.items()
+        if cs.open_alerts
+    }
+    return replace(
+        base,
+        nodes=records,
+        fleet_cycles=fleet.fleet_cycles,
+        cluster_alerts=cluster_alerts,
+        blind_alert_open=fleet.blind_alert_open,
+    )
 
 
 def from_persisted(state: PersistedState, members: Mapping[str, str], now: float) -> FleetState:
@@ -70,7 +82,19 @@ def from_persisted(state: PersistedState, members: Mapping[str, str], now: float
         )
     known = set(members)
     cycles = tuple(c for c in state.fleet_cycles if c[0] in known)
-    return replace(fleet, nodes=nodes, fleet_cycles=cycles)
+    clusters = {
+        name: replace(cs, open_alerts=frozenset(_conditions(state.cluster_alerts.get(name, ()))))
+        for name, cs in fleet.clusters.items()
+    }
+    # Every open page is re-stated once, so the dispatcher knows it and can resolve it.
+    return replace(
+        fleet,
+        nodes=nodes,
+        clusters=clusters,
+        fleet_cycles=cycles,
+        blind_alert_open=state.blind_alert_open,
+        restate=True,
+    )
 
 
 def _conditions(values: tuple[str, ...]) -> list[Condition]:

@@ -1,13 +1,22 @@
-"""The decision policy: classify every node and decide actions, purely (design §3).
+"""The decision policy: classify every node and decide actions, purely.
 
 ``evaluate(fleet, now, cfg) -> Decision`` is the whole state machine. No I/O, no asyncio, no
 clock, no logging: time is an argument and the output is values (new state, transitions with
-their reasons, actions). Lifecycle events the daemon reports back — a power cycle finished,
-an operator paused a node — are the other pure functions here.
+their reasons, actions, and the probes the engine should run at once). Lifecycle events the
+daemon reports back live in :mod:`watchdog.lifecycle`.
 
 The safety rules, each a tested behaviour:
 - count *and* duration thresholds before a node is judged wedged (suspect meanwhile, with a
   confirmation burst); a node is not judged before it is armed;
+- serving vetoes power: when sshd fails, the cluster's endpoint is asked for a real tool call
+  at once (``Decision.prove``); one that succeeds after the ssh failure began makes the node
+  ``ssh_down`` (alert, never power), and no wedge verdict is given while that answer is due;
+- fresh evidence only: a node is seen only while the fleet is not blind and its plug answers;
+  when sight returns its failure streak starts again from zero and it is not judged (its class
+  and pages are held) until it has been probed afresh; a wedge verdict needs a plug reading
+  taken after the ssh failure began;
+- when two or more nodes fail on ssh, every plug is read (``Decision.sweep``) before any power
+  action, so a blind watchdog is recognised before it acts;
 - boot and serve grace after a cycle: failures inside the grace do not count;
 - per-node budget with growing back-off, then a latch only an operator clears;
 - at most ``max_in_flight`` power actions at once and a fleet-wide cap per window;
@@ -18,10 +27,11 @@ The safety rules, each a tested behaviour:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from watchdog.alerting import derive_alerts
 from watchdog.config import Cluster, Config
-from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
+from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState, restart
 from watchdog.model import (
     Action,
     ActionKind,
@@ -45,12 +55,34 @@ _WEDGE_SSH = frozenset(
 )
 
 
+# What a dark network looks like from here: no answer at all, as opposed to an answer.
+_NO_ANSWER = frozenset(
+    {
+        FailureKind.TIMEOUT,
+        FailureKind.CONNECT_TIMEOUT,
+        FailureKind.REFUSED,
+        FailureKind.UNREACHABLE,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     fleet: FleetState
     transitions: tuple[Transition, ...] = ()
     actions: tuple[Action, ...] = ()
     confirm: frozenset[str] = frozenset()  # nodes to re-probe at confirm_interval
+    prove: frozenset[str] = frozenset()  # clusters to ask for a real tool call now
+    sweep: bool = False  # read every plug now, before any power action
+
+
+class Proof(Enum):
+    """Whether the cluster's endpoint proved it serves since a node's ssh failure began."""
+
+    SERVING = "serving"  # a tool call succeeded since: the node is not wedged
+    NOT_SERVING = "not_serving"  # the latest tool call since then failed
+    PENDING = "pending"  # no tool call answered since then: ask now, judge afterwards
+    UNAVAILABLE = "unavailable"  # the tool call is disabled: nothing can prove serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +91,36 @@ class _Verdict:
     reason: str
     wants: ActionKind | None = None  # a power action this node needs, subject to the gates
     confirm: bool = False
+    prove: bool = False  # ask the cluster's endpoint for a tool call now
+    held: bool = False  # not judged: class and pages stay as they are until fresh evidence
 
 
 # --------------------------------------------------------------------------- evaluate
 def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
     """Classify every node, apply the safety gates, and derive alerts from the classes."""
     blind = _blind_reason(fleet, cfg, now)
-    can_act = blind is None and not (cfg.watchdog.witnesses and fleet.witness.failing)
+    returned = blind is None and fleet.blind_since is not None
+    if returned:
+        fleet = _sight_returned(fleet, now)
+    if (blind is None) != (fleet.blind_since is None):
+        fleet = replace(fleet, blind_since=None if blind is None else now)
+    sweep = _sweep_needed(fleet, now)
+    hold = None
+    if blind is not None:
+        hold = f"cannot act: {blind}"
+    elif cfg.watchdog.witnesses and fleet.witness.failing:
+        hold = "cannot act: a witness is not answering"
+    elif sweep:
+        hold = "waiting: reading every plug first (two or more nodes fail on ssh)"
     verdicts: dict[str, _Verdict] = {}
     nodes = dict(fleet.nodes)
     for name, st in fleet.nodes.items():
+        st = _sight(st, blind, now)
         st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, blind)
         nodes[name] = st
         verdicts[name] = verdict
     fleet = replace(fleet, nodes=nodes)
-    fleet, verdicts, power = _gate(fleet, verdicts, cfg, now, can_act)
+    fleet, verdicts, power = _gate(fleet, verdicts, cfg, now, hold)
 
     transitions: list[Transition] = []
     nodes = dict(fleet.nodes)
@@ -86,9 +133,130 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
         nodes[name] = replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
-    fleet, alerts = derive_alerts(fleet, now, blind)
+    # While the watchdog may be going blind (a sweep is due, a witness misses), no node is paged.
+    doubt = sweep or bool(cfg.watchdog.witnesses and fleet.witness.failing)
+    frozen = {n for n, v in verdicts.items() if v.held} | (set(fleet.nodes) if doubt else set())
+    unverified = {c for c in fleet.clusters if not _cluster_verified(fleet.clusters[c], cfg)}
+    plug_down = {n for n, st in fleet.nodes.items() if _plug_down(st, cfg, now)}
+    fleet, alerts = derive_alerts(
+        fleet, now, blind, frozen=frozen, unverified=unverified, plug_down=plug_down
+    )
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
-    return Decision(fleet, tuple(transitions), (*power, *alerts), confirm)
+    prove = frozenset(fleet.nodes[n].cluster for n, v in verdicts.items() if v.prove)
+    return Decision(fleet, tuple(transitions), (*power, *alerts), confirm, prove, sweep)
+
+
+def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:
+    """The plug missed twice in a row, over at least ``failure_duration``: worth a page."""
+    p = cfg.policy
+    since = st.plug_missing_since
+    return st.plug_misses >= 2 and since is not None and now - since >= p.failure_duration
+
+
+def _sight_returned(fleet: FleetState, now: float) -> FleetState:
+    """The fleet was blind and sees again: every node is probed afresh before it is judged,
+    and endpoint failures that darkness alone explains (no answer at all) start again."""
+    nodes = {
+        n: replace(st, dark=False, sight_at=now, ssh=restart(st.ssh), ping=restart(st.ping))
+        for n, st in fleet.nodes.items()
+    }
+    clusters = {
+        c: replace(
+            cs,
+            probes={
+                k: restart(ev) if ev.last_failure in _NO_ANSWER else ev
+                for k, ev in cs.probes.items()
+            },
+        )
+        for c, cs in fleet.clusters.items()
+    }
+    return replace(fleet, nodes=nodes, clusters=clusters)
+
+
+def _sight(st: NodeState, blind: str | None, now: float) -> NodeState:
+    """Track whether the watchdog sees the node; on regaining sight, restart its suspicion.
+    A plug reading taken before sight returned says nothing either way."""
+    stale = st.plug_at is not None and st.sight_at is not None and st.plug_at < st.sight_at
+    sees = blind is None and (st.plug is None or st.plug.reachable or stale)
+    if not sees and not st.dark:
+        return replace(st, dark=True)
+    if sees and st.dark:
+        return replace(st, dark=False, sight_at=now, ssh=restart(st.ssh), ping=restart(st.ping))
+    return st
+
+
+def _fresh(st: NodeState, cfg: Config) -> bool:
+    """Probed afresh since sight returned (or since start-up): sshd, if probed, and the plug."""
+    if st.sight_at is None:
+        return True
+    ssh_on = _ssh_enabled(cfg, st.name)
+    ssh_ok = not ssh_on or (st.ssh.last_started is not None and st.ssh.last_started >= st.sight_at)
+    return ssh_ok and st.plug_at is not None and st.plug_at >= st.sight_at
+
+
+def _ssh_enabled(cfg: Config, name: str) -> bool:
+    try:
+        return cfg.node(name)[1].ssh.enabled
+    except KeyError:
+        return True
+
+
+def _cluster_verified(cs: ClusterState, cfg: Config) -> bool:
+    """Every enabled endpoint probe has answered since start-up."""
+    return all(
+        (ev := cs.evidence(k)).last_started is not None and ev.last_started >= cs.fresh_from
+        for k in _endpoint_probes(_cluster(cfg, cs.name))
+    )
+
+
+def _endpoint_probes(cluster: Cluster | None) -> list[ProbeKind]:
+    if cluster is None:
+        return [ProbeKind.HEALTH]
+    ep = cluster.endpoint
+    return [
+        k
+        for k, on in (
+            (ProbeKind.HEALTH, ep.health.enabled),
+            (ProbeKind.MODELS, ep.models.enabled),
+            (ProbeKind.TOOL_CALL, ep.tool_call.enabled),
+        )
+        if on
+    ] or [ProbeKind.HEALTH]
+
+
+def _wedge_signal(st: NodeState, now: float) -> bool:
+    """sshd fails in a way that may mean a wedge, and the node is not in a power story."""
+    return (
+        st.ssh.failing
+        and st.ssh.last_failure in _WEDGE_SSH
+        and st.cycling_since is None
+        and st.boot_started_at is None
+        and not st.latched
+        and not st.in_maintenance(now)
+    )
+
+
+def _sweep_needed(fleet: FleetState, now: float) -> bool:
+    """Two or more nodes fail on ssh and some plug was not read since the latest began."""
+    failing = [st for st in fleet.nodes.values() if _wedge_signal(st, now)]
+    if len(failing) < 2:
+        return False
+    latest = max(st.ssh.failing_since or now for st in failing)
+    return any(
+        st.plug_at is None or st.plug_at < latest
+        for st in fleet.nodes.values()
+        if st.cycling_since is None
+    )
+
+
+def proof(cs: ClusterState, cluster: Cluster | None, since: float) -> Proof:
+    """Did the endpoint complete a real tool call after ``since``?"""
+    if cluster is None or not cluster.endpoint.tool_call.enabled:
+        return Proof.UNAVAILABLE
+    ev = cs.evidence(ProbeKind.TOOL_CALL)
+    if ev.last_at is None or ev.last_at < since:
+        return Proof.PENDING
+    return Proof.NOT_SERVING if ev.failing else Proof.SERVING
 
 
 def _blind_reason(fleet: FleetState, cfg: Config, now: float) -> str | None:
@@ -149,10 +317,20 @@ def _classify(
             return st, _Verdict(NodeClass.BOOTING, f"in boot grace, waiting for {what}")
 
     endpoint = _endpoint_fault(cs, cfg, now)
-    if blind is not None and (st.ssh.failing or endpoint is not None):
+    if blind is not None and (st.ssh.failing or endpoint is not None or st.dark):
         return st, _Verdict(NodeClass.BLIND, f"cannot see: {blind}")
-    armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
     plug = st.plug
+    if st.dark and st.ssh.failing:
+        return st, _Verdict(
+            NodeClass.SUSPECT,
+            f"cannot judge: its plug does not answer ({plug.detail if plug else 'no reading'})",
+            confirm=True,
+        )
+    if not _fresh(st, cfg) and not boot_failed:
+        return st, _Verdict(
+            st.cls, st.reason or "waiting for a fresh probe", confirm=True, held=True
+        )
+    armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
     if plug is not None and plug.reachable and plug.is_on is False:
         wants = ActionKind.POWER_ON if p.power_on_if_off else None
         return st, _Verdict(NodeClass.POWERED_OFF, "plug reports off", wants)
@@ -165,21 +343,43 @@ def _classify(
     if ssh.failing and ssh.last_failure in _WEDGE_SSH:
         if not armed:
             return st, _Verdict(NodeClass.UNKNOWN, "not armed: never seen healthy yet")
+        began = ssh.failing_since if ssh.failing_since is not None else now
+        served = proof(cs, _cluster(cfg, st.cluster), began)
+        pending = served is Proof.PENDING
         if not (boot_failed or ssh.meets(p.failure_threshold, p.failure_duration, now)):
             return st, _Verdict(
                 NodeClass.SUSPECT,
                 f"ssh {ssh.last_failure}: {ssh.consecutive}/{p.failure_threshold} failures, "
                 f"held {ssh.held(now):.0f}s",
                 confirm=True,
+                prove=pending,
+            )
+        if served is Proof.SERVING:
+            ok_at = cs.evidence(ProbeKind.TOOL_CALL).ok_at or now
+            return st, _Verdict(
+                NodeClass.SSH_DOWN,
+                f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s, but the "
+                f"endpoint completed a tool call {now - ok_at:.0f}s ago: serving, never powered",
+            )
+        if pending:
+            return st, _Verdict(
+                NodeClass.SUSPECT,
+                f"ssh {ssh.last_failure}: waiting for a tool call to prove or rule out serving",
+                confirm=True,
+                prove=True,
             )
         why = (
             "sshd did not return within boot_timeout"
             if boot_failed
             else (f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s")
         )
-        if plug is None or not plug.reachable:
-            return st, _Verdict(NodeClass.WEDGED, f"{why}; cannot act: plug unreachable")
+        if plug is None or st.plug_at is None or st.plug_at < began:
+            return st, _Verdict(
+                NodeClass.SUSPECT, f"{why}; reading its plug before judging", confirm=True
+            )
         return st, _Verdict(NodeClass.WEDGED, why, ActionKind.POWER_CYCLE)
+    if not _cluster_verified(cs, cfg) and st.cls is not NodeClass.UNKNOWN:
+        return st, _Verdict(st.cls, st.reason, held=True)  # the endpoint not probed yet
     if endpoint is not None:
         probe, ev = endpoint
         held = ev.meets(p.failure_threshold, p.failure_duration, now)
@@ -201,19 +401,7 @@ def _cluster(cfg: Config, name: str) -> Cluster | None:
 
 def _serving_since(cs: ClusterState, cluster: Cluster | None, since: float) -> bool:
     """Every enabled endpoint probe has passed since ``since`` (recovery confirmed)."""
-    needed = [ProbeKind.HEALTH]
-    if cluster is not None:
-        ep = cluster.endpoint
-        needed = [
-            k
-            for k, on in (
-                (ProbeKind.HEALTH, ep.health.enabled),
-                (ProbeKind.MODELS, ep.models.enabled),
-                (ProbeKind.TOOL_CALL, ep.tool_call.enabled),
-            )
-            if on
-        ] or [ProbeKind.HEALTH]
-    return all(cs.evidence(k).ok_since(since) for k in needed)
+    return all(cs.evidence(k).ok_since(since) for k in _endpoint_probes(cluster))
 
 
 def _endpoint_fault(cs: ClusterState, cfg: Config, now: float) -> tuple[str, Evidence] | None:
@@ -228,7 +416,7 @@ def _endpoint_fault(cs: ClusterState, cfg: Config, now: float) -> tuple[str, Evi
 
 # --------------------------------------------------------------------------- gates
 def _gate(
-    fleet: FleetState, verdicts: dict[str, _Verdict], cfg: Config, now: float, can_act: bool
+    fleet: FleetState, verdicts: dict[str, _Verdict], cfg: Config, now: float, hold: str | None
 ) -> tuple[FleetState, dict[str, _Verdict], list[Action]]:
     """Apply budget, back-off, in-flight and fleet caps; oldest failure goes first."""
     p = cfg.policy
@@ -245,8 +433,8 @@ def _gate(
         recent = [t for t in st.cycles if now - t < p.cycle_window]
         fleet_recent = [t for _, t in fleet.fleet_cycles if now - t < p.fleet_window]
         blocked = None
-        if not can_act and not restore:
-            blocked = "cannot act: a witness is not answering"
+        if hold is not None and not restore:
+            blocked = hold
         elif not restore and len(recent) >= p.max_cycles:
             reason = (
                 f"gave up: {len(recent)} power cycles within {p.cycle_window:.0f}s ({v.reason})"

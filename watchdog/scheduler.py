@@ -2,7 +2,8 @@
 
 Orchestration layer. Each probe job observes, then evaluates; every decision is applied in
 one place (``_apply``): transitions are logged, alerts submitted, power actions started as
-their own tasks (never blocking probing), confirmation bursts scheduled, state persisted.
+their own tasks (never blocking probing), confirmation bursts scheduled, serving proofs (a
+tool call at once) and plug sweeps (every plug read at once) started, state persisted.
 A power action records its intent (fsync'd) before the plug is touched; at start-up any
 half-done cycle is finished — the plug switched on — before a single probe runs.
 """
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -82,6 +84,9 @@ class Engine(Actions):
         self.persisted = PersistedState()
         self.last_tick = clock()
         self._power_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tool_calls: set[str] = set()  # clusters whose tool call is under way
+        self._now_tasks: set[asyncio.Task[None]] = set()  # proofs and sweeps started at once
+        self._sweeping = False
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -100,6 +105,8 @@ class Engine(Actions):
         self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for task in list(self._now_tasks):
+            task.cancel()
         tasks = [t for t in self._power_tasks.values() if not t.done()]
         if tasks:
             log.info("waiting for %d power action(s) to finish before stopping", len(tasks))
@@ -116,7 +123,8 @@ class Engine(Actions):
         self.cfg = cfg
         self.plugs = {**self.plugs, **plugs}
         assert self.fleet is not None
-        self.fleet = reconcile(self.fleet, self._members(), self.clock())
+        # The alert channels may be new: every open page is re-stated at the next evaluation.
+        self.fleet = replace(reconcile(self.fleet, self._members(), self.clock()), restate=True)
         self._scheduler.remove_all_jobs()
         self._schedule_jobs()
         self._save()
@@ -220,10 +228,18 @@ class Engine(Actions):
             self._observed(await self.suite.ping(found[1]), node=name)
 
     async def _job_plug(self, name: str) -> None:
+        await self._read_plug(name)
+        self._evaluate()
+
+    async def _read_plug(self, name: str) -> None:
+        """Read one plug and fold the reading in, stamped with when the read began."""
         plug = self.plugs.get(name)
         if plug is None or name in self._power_tasks:
             return  # never talk to a plug the power procedure is driving
+        started = self.clock()
         reading = await plug.read()
+        if name not in self.state.nodes:
+            return  # removed by a reload meanwhile
         if not reading.reachable:
             cluster = self.state.node(name).cluster
             log_event(
@@ -236,14 +252,30 @@ class Engine(Actions):
                 probe=ProbeKind.PLUG,
                 failure=reading.failure,
             )
-        self.fleet = observe_plug(self.state, name, reading, self.clock())
+        self.fleet = observe_plug(self.state, name, reading, self.clock(), started)
+
+    async def _sweep(self) -> None:
+        """Read every plug at once (two or more nodes fail on ssh: blind, or a real wedge?)."""
+        try:
+            await asyncio.gather(*(self._read_plug(name) for name in list(self.state.nodes)))
+        finally:
+            self._sweeping = False
         self._evaluate()
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
         found = next((c for c in self.cfg.clusters if c.name == cluster), None)
         if found is None:
             return
-        for result in await self.suite.endpoint(found, kind):
+        if kind is ProbeKind.TOOL_CALL:
+            if cluster in self._tool_calls:
+                return  # one is under way (a proof or the scheduled one): its answer will do
+            self._tool_calls.add(cluster)
+        try:
+            results = await self.suite.endpoint(found, kind)
+        finally:
+            if kind is ProbeKind.TOOL_CALL:
+                self._tool_calls.discard(cluster)
+        for result in results:
             self._observed(result, cluster=cluster, evaluate=False)
         self._evaluate()
 
@@ -273,10 +305,10 @@ class Engine(Actions):
         plug = None if name in self._power_tasks else self.plugs.get(name)
         # A silent plug takes python-kasa's retries (~4x its timeout) to give up: the sshd
         # verdict must not wait for it. The power procedure re-reads the plug before acting.
-        reading = asyncio.create_task(plug.read()) if plug else None
+        reading = asyncio.create_task(self._read_plug(name)) if plug else None
         self._observed(await self.suite.ssh(found[1]), node=name)
         if reading is not None:
-            self.fleet = observe_plug(self.state, name, await reading, self.clock())
+            await reading
             self._evaluate()
 
     async def _job_tick(self) -> None:
@@ -335,7 +367,19 @@ class Engine(Actions):
                 )
         for name in decision.confirm:
             self._confirm_soon(name)
+        for cluster in decision.prove:
+            if cluster not in self._tool_calls and not self._stopping:
+                self._now(f"prove:{cluster}", self._job_endpoint, cluster, ProbeKind.TOOL_CALL)
+        if decision.sweep and not self._sweeping and not self._stopping:
+            self._sweeping = True
+            self._now("sweep", self._sweep)
         self._save()
+
+    def _now(self, name: str, func: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run a probe job at once, outside the schedule (guarded like a scheduled one)."""
+        task = asyncio.create_task(self._guarded(func, *args), name=name)
+        self._now_tasks.add(task)
+        task.add_done_callback(self._now_tasks.discard)
 
     def _confirm_soon(self, name: str) -> None:
         job_id = f"confirm:{name}"

@@ -92,6 +92,9 @@ class PersistedState:
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
     intents: Mapping[str, CycleIntent] = field(default_factory=dict)
     fleet_cycles: tuple[tuple[str, float], ...] = ()
+    # Pages open about a cluster's endpoint, and the fleet-level blind page.
+    cluster_alerts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    blind_alert_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def to_json(state: PersistedState) -> dict[str, Any]:
         "nodes": {name: _plain(rec) for name, rec in state.nodes.items()},
         "intents": {name: _plain(intent) for name, intent in state.intents.items()},
         "fleet_cycles": [[node, at] for node, at in state.fleet_cycles],
+        "cluster_alerts": {name: list(conds) for name, conds in state.cluster_alerts.items()},
+        "blind_alert_open": state.blind_alert_open,
     }
 
 
@@ -131,7 +136,19 @@ def _plain(value: NodeRecord | CycleIntent) -> dict[str, Any]:
 
 def from_json(data: object) -> PersistedState:
     """Strictly rebuild a state; raises :class:`SchemaError` naming the offending key."""
-    top = _obj(data, "state", {"version", "saved_at", "nodes", "intents", "fleet_cycles"})
+    top = _obj(
+        data,
+        "state",
+        {
+            "version",
+            "saved_at",
+            "nodes",
+            "intents",
+            "fleet_cycles",
+            "cluster_alerts",
+            "blind_alert_open",
+        },
+    )
     if (version := top.get("version")) != SCHEMA_VERSION:
         raise SchemaError(f"schema version {version!r} is not {SCHEMA_VERSION}")
     nodes = {
@@ -151,11 +168,17 @@ def from_json(data: object) -> PersistedState:
         if not isinstance(pair, list) or len(pair) != 2:
             raise SchemaError(f"{where}: expected [node, time]")
         fleet.append((_str(pair[0], where), _float(pair[1], where)))
+    cluster_alerts = {
+        name: tuple(_str(c, f"cluster_alerts.{name}") for c in _list(raw, f"cluster_alerts.{name}"))
+        for name, raw in _obj(top.get("cluster_alerts", {}), "cluster_alerts").items()
+    }
     return PersistedState(
         saved_at=_float(top.get("saved_at", 0.0), "saved_at"),
         nodes=nodes,
         intents=intents,
         fleet_cycles=tuple(fleet),
+        cluster_alerts=cluster_alerts,
+        blind_alert_open=_bool(top.get("blind_alert_open", False), "blind_alert_open"),
     )
 
 

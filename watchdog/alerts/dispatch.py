@@ -9,6 +9,9 @@ and never raises. Lifecycle, per ``dedup_key`` (node, condition):
   started": the human must learn what the watchdog did), or a re-notification is due;
 - a resolve closes the incident and is sent; a resolve for a key that is not open is
   dropped (no "resolved" for something never paged, so no alert on the first "up");
+- a ``restated`` trigger (a page the persisted state says is open, re-stated after a start or
+  a reload) is adopted as open without being sent, so its resolve goes out later: which
+  pages are open is owned by the policy's persisted state, and this set follows it;
 - :meth:`Dispatcher.tick` re-sends open triggers every ``renotify`` seconds (0: never);
 - per channel at most ``rate_limit`` sends per ``rate_window``: a trigger over the limit is
   not sent (logged, reported); resolves always go out, and count toward the window.
@@ -132,6 +135,11 @@ class Dispatcher:
                 return
             del self._open[key]
             self._fan_out(event, now)
+            return
+        if event.restated:
+            if incident is None:
+                log.info("page %s is open since before a restart or reload: adopted", key)
+                self._open[key] = _Incident(replace(event, restated=False), now, now)
             return
         if incident is None:
             self._open[key] = _Incident(event, opened=now, notified=now)

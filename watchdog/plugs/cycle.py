@@ -1,6 +1,7 @@
 """The one power-cycle procedure every plug driver goes through, run like a fence agent.
 
-``power_cycle``: CHECK the plug answers (if not, touch nothing) -> ARM_TIMER, a device-side
+``power_cycle``: CHECK the plug answers (if not, touch nothing) -> VERIFY, the caller's last
+look at the node (if it says the node answers again, touch nothing) -> ARM_TIMER, a device-side
 rule that switches the outlet back on after ``off_time + timer_margin`` so a dead watchdog
 never leaves a node off (failure is reported, not fatal) -> OFF -> CONFIRM_OFF (poll until the
 plug reads off, bounded by ``confirm_timeout``; if it never does, switch back on and fail) ->
@@ -42,6 +43,7 @@ _LOG = logging.getLogger("watchdog.plugs")
 
 class CycleStep(StrEnum):
     CHECK = "check"
+    VERIFY = "verify"  # the caller's last look at the node before anything is switched
     ARM_TIMER = "arm_timer"
     OFF = "off"
     CONFIRM_OFF = "confirm_off"
@@ -68,8 +70,15 @@ class CycleOutcome:
     failed_step: CycleStep | None
     left_off: bool
 
+    @property
+    def touched(self) -> bool:
+        """Anything was switched (or armed): false when it stopped at CHECK or VERIFY."""
+        return self.ok or self.failed_step not in (CycleStep.CHECK, CycleStep.VERIFY)
+
 
 StepCallback = Callable[[StepReport], Awaitable[None] | None]
+# Returns why the node must not be switched off after all (it answers again), or None.
+Verify = Callable[[], Awaitable[str | None]]
 Sleep = Callable[[float], Awaitable[Any]]
 Clock = Callable[[], float]
 
@@ -210,8 +219,12 @@ async def power_cycle(
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.monotonic,
     timer_margin: float = 30.0,
+    verify: Verify | None = None,
 ) -> CycleOutcome:
-    """Switch ``plug`` off, keep it off ``off_time`` s, switch it on, verifying each step."""
+    """Switch ``plug`` off, keep it off ``off_time`` s, switch it on, verifying each step.
+
+    ``verify`` runs after the plug check and before anything is switched; a reason from it
+    aborts the cycle with nothing touched."""
     run = _Run(plug, on_step, sleep, clock, confirm_timeout, poll_interval)
     begun = clock()
     try:
@@ -223,6 +236,14 @@ async def power_cycle(
         await run.report(
             CycleStep.CHECK, True, "plug reads on" if was_on else "plug already reads off", begun
         )
+
+        if verify is not None:
+            started = clock()
+            why = await verify()
+            if why is not None:
+                await run.report(CycleStep.VERIFY, False, f"not switching: {why}", started)
+                return run.outcome(CycleStep.VERIFY)
+            await run.report(CycleStep.VERIFY, True, "the node still does not answer", started)
 
         started = clock()
         if plug.supports_timer:

@@ -5,10 +5,13 @@ handshakes from the listen backlog, but sshd never gets to write its version lin
 connects and reads the first line (at most :data:`MAX_BANNER` bytes) within ONE deadline that
 covers resolve + connect + read, and sorts the outcome:
 
-- ok — the line starts with ``SSH-2.0-`` (or ``SSH-1.99-``, a server that speaks both);
-- NO_BANNER — TCP accepted, but nothing was said before the deadline or the peer closed without
-  a word: the wedge signature;
-- BAD_BANNER — something answered that is not sshd (wrong port, another service);
+- ok — a complete first line (ended by LF) that starts with ``SSH-2.0-`` (or ``SSH-1.99-``, a
+  server that speaks both);
+- NO_BANNER — TCP accepted, but no complete line arrived: nothing was said before the
+  deadline, the peer closed without a word, or the banner trickled in too slowly or stalled
+  part-way (``SSH-`` and then nothing) — the wedge signature, an sshd starved of memory;
+- BAD_BANNER — a complete first line (or :data:`MAX_BANNER` bytes without one) that is not an
+  SSH banner: something else answers on the port (wrong port, another service);
 - REFUSED / CONNECT_TIMEOUT / UNREACHABLE — see :func:`watchdog.probes.tcp.connect_failure`.
 
 It never speaks SSH beyond reading the banner and always closes the socket.
@@ -53,12 +56,18 @@ def _printable(raw: bytes, limit: int = 80) -> str:
 
 
 def _judge(buf: bytes, *, timed_out: bool) -> tuple[FailureKind | None, str]:
-    if buf.startswith(SSH_PREFIXES):
+    complete = b"\n" in buf or len(buf) >= MAX_BANNER
+    if complete and buf.startswith(SSH_PREFIXES):
         return None, _printable(buf, MAX_BANNER)
+    if complete:
+        return FailureKind.BAD_BANNER, f"not an SSH banner: {_printable(buf)!r}"
     if not buf:
         why = "nothing said before the deadline" if timed_out else "peer closed without a line"
         return FailureKind.NO_BANNER, f"TCP accepted, {why}"
-    return FailureKind.BAD_BANNER, f"not an SSH banner: {_printable(buf)!r}"
+    why = "by the deadline" if timed_out else "before the peer closed"
+    return FailureKind.NO_BANNER, (
+        f"TCP accepted, banner incomplete {why}: {len(buf)} bytes ({_printable(buf)!r})"
+    )
 
 
 async def probe_ssh(

@@ -5,7 +5,10 @@ It reproduces what the ssh probe sees from a node, not SSH itself:
 - SPEAK — sends the version line on connect, then holds the connection until the client closes;
 - WEDGED — accepts TCP but never sends a byte (like a SIGSTOPped or out-of-memory sshd);
 - CLOSED — no listener at all: connections are refused (sshd dead, node booting);
-- GARBAGE — another service answers (``HTTP/1.1 400 Bad Request``) and hangs up.
+- GARBAGE — another service answers (``HTTP/1.1 400 Bad Request``) and hangs up;
+- TRICKLE — the version line one byte every ``trickle_delay`` seconds (an sshd starved of
+  memory or CPU);
+- PARTIAL — ``SSH-`` and then nothing more (an sshd that stalled part-way).
 
 Leaving CLOSED re-opens the listener on the SAME port, so a probe configured once keeps working
 across a simulated reboot. Switching WEDGED → SPEAK sends the banner to connections that were
@@ -26,6 +29,8 @@ class BannerMode(StrEnum):
     WEDGED = "wedged"
     CLOSED = "closed"
     GARBAGE = "garbage"
+    TRICKLE = "trickle"
+    PARTIAL = "partial"
 
 
 class _Conn(asyncio.Protocol):
@@ -35,6 +40,7 @@ class _Conn(asyncio.Protocol):
         self._server = server
         self.transport: asyncio.Transport | None = None
         self.silent = False  # accepted while wedged, banner not yet sent
+        self._trickle: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -46,8 +52,19 @@ class _Conn(asyncio.Protocol):
             transport.close()
         elif mode is BannerMode.WEDGED:
             self.silent = True
+        elif mode is BannerMode.PARTIAL:
+            transport.write(self._server.banner[:4])
+        elif mode is BannerMode.TRICKLE:
+            self._trickle = asyncio.ensure_future(self._drip())
         else:
             self.speak()
+
+    async def _drip(self) -> None:
+        for i in range(len(self._server.banner)):
+            if self.transport is None or self.transport.is_closing():
+                return
+            self.transport.write(self._server.banner[i : i + 1])
+            await asyncio.sleep(self._server.trickle_delay)
 
     def speak(self) -> None:
         self.silent = False
@@ -59,6 +76,8 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._conns.discard(self)
+        if self._trickle is not None:
+            self._trickle.cancel()
 
 
 class BannerServer:
@@ -70,8 +89,10 @@ class BannerServer:
         port: int = 0,
         *,
         banner: bytes = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
+        trickle_delay: float = 1.0,
     ) -> None:
         self.host = host
+        self.trickle_delay = trickle_delay
         self._port = port
         self.banner = banner
         self._mode = BannerMode.SPEAK

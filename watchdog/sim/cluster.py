@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from watchdog.sim.banner import BannerMode, BannerServer
-from watchdog.sim.kasa import KasaEmulator, PowerEvent
+from watchdog.sim.kasa import KasaEmulator, PlugFault, PowerEvent
 from watchdog.sim.vllm import FakeVllm, VllmMode
 
 _LOG = logging.getLogger("watchdog.sim.cluster")
@@ -43,6 +43,7 @@ class NodeFault(StrEnum):
     WEDGED = "wedged"  # sshd silent, endpoint hangs (the OOM wedge); cleared by a power cycle
     BOOT_LOOP = "boot_loop"  # after the next power-on sshd never comes back
     SLOW_BOOT = "slow_boot"  # boot and model load take slow_factor times longer
+    SSH_DOWN = "ssh_down"  # sshd stopped (port refused) while the node serves the model
 
 
 @dataclass
@@ -91,9 +92,11 @@ class SimNode:
         """Up and able to take part in serving the model."""
         return self.powered and self.booted and self.fault is not NodeFault.WEDGED
 
-    def banner_mode(self) -> BannerMode:
-        if not (self.powered and self.booted):
+    def banner_mode(self, dark: bool = False) -> BannerMode:
+        if not (self.powered and self.booted) or self.fault is NodeFault.SSH_DOWN:
             return BannerMode.CLOSED
+        if dark:  # the network is dark: connections go nowhere, nothing answers
+            return BannerMode.WEDGED
         return BannerMode.WEDGED if self.fault is NodeFault.WEDGED else BannerMode.SPEAK
 
 
@@ -138,6 +141,7 @@ class SimCluster:
             self.nodes[spec.name] = SimNode(spec.name, spec.ssh_host, banner, plug, outlet)
         self._plugs = list({id(n.plug): n.plug for n in self.nodes.values()}.values())
         self._endpoint_mode = VllmMode.HEALTHY
+        self._dark = False
         self._applied: VllmMode | None = None
         self._loaded = True
         self._load_task: asyncio.Task[None] | None = None
@@ -234,6 +238,16 @@ class SimCluster:
         self._kick()
         await self.settle()
 
+    async def set_dark(self, dark: bool) -> None:
+        """What a switch reboot looks like from the watchdog: every node, plug and the endpoint
+        stop answering (connections hang), then all come back. Power is not touched."""
+        self._dark = dark
+        self._event(ENDPOINT, "network dark" if dark else "network back")
+        for plug in {id(n.plug): n.plug for n in self.nodes.values()}.values():
+            await plug.set_fault(PlugFault.HANG if dark else PlugFault.NONE)
+        self._kick()
+        await self.settle()
+
     def power_record(self, node: str) -> list[PowerEvent]:
         sim = self.nodes[node]
         return [e for e in sim.plug.record if e.outlet == sim.outlet]
@@ -325,6 +339,8 @@ class SimCluster:
         self._kick()
 
     def _endpoint_want(self) -> VllmMode:
+        if self._dark:
+            return VllmMode.HANG
         if not self._loaded:
             return VllmMode.LOADING  # engine dead or loading: nothing listens
         wedged = [n for n in self.nodes.values() if n.wedged]
@@ -342,7 +358,7 @@ class SimCluster:
         while self._dirty and not self._stopped:
             self._dirty = False
             for node in self.nodes.values():
-                want = node.banner_mode()
+                want = node.banner_mode(self._dark)
                 if node.banner.mode is not want:
                     await node.banner.set_mode(want)
             mode = self._endpoint_want()

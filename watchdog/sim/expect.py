@@ -70,6 +70,16 @@ def sequence(*steps: tuple[str, str, str]) -> Check:
     return check
 
 
+def exactly(*steps: tuple[str, str, str]) -> Check:
+    """These (node, condition, status) alerts and nothing else arrived, in this order."""
+
+    def check(o: Outcome) -> str | None:
+        seen = [(a.get("node"), a.get("condition"), a.get("status")) for a in o.alerts]
+        return None if seen == list(steps) else f"alerts {seen}, expected exactly {list(steps)}"
+
+    return check
+
+
 def only_pages(*allowed: tuple[str, str]) -> Check:
     def check(o: Outcome) -> str | None:
         extra = {

@@ -19,6 +19,7 @@ from watchdog.sim import scripts
 from watchdog.sim.expect import (
     Check,
     cycles,
+    exactly,
     latched,
     no_page,
     one_at_a_time,
@@ -28,7 +29,7 @@ from watchdog.sim.expect import (
     sequence,
 )
 from watchdog.sim.harness import Harness, Outcome, Timings
-from watchdog.sim.scripts import CLUSTER, A, B, Script
+from watchdog.sim.scripts import CLUSTER, A, Script
 from watchdog.sim.vllm import VllmMode
 
 
@@ -146,7 +147,7 @@ SCENARIOS: dict[str, Scenario] = {
             (
                 cycles(spark_1=0, spark_2=0),
                 paged("watchdog", "blind"),
-                only_pages(("watchdog", "blind"), (A, "plug"), (B, "plug")),
+                only_pages(("watchdog", "blind")),
             ),
         ),
         Scenario(
@@ -197,6 +198,54 @@ SCENARIOS: dict[str, Scenario] = {
             "no action and no page while paused; after resume it is cycled",
             scripts.maintenance,
             (cycles(spark_1=1, spark_2=0), powered_on_at_end),
+        ),
+        Scenario(
+            "ssh-down",
+            "S14",
+            "sshd down, model serving",
+            "spark-1's sshd is stopped (port 22 refused) while the endpoint serves tool calls",
+            "no cycle: a tool call proves it serves; an ssh_down alert, resolved when sshd returns",
+            scripts.ssh_down,
+            (
+                cycles(spark_1=0, spark_2=0),
+                exactly((A, "ssh_down", "trigger"), (A, "ssh_down", "resolve")),
+            ),
+        ),
+        Scenario(
+            "network-blip",
+            "S15",
+            "A network blip",
+            "every node, every plug and the endpoint stop answering for a while, then all return",
+            "no cycle during or after; one blind page and its resolve, nothing else",
+            scripts.network_blip,
+            (
+                cycles(spark_1=0, spark_2=0),
+                exactly(("watchdog", "blind", "trigger"), ("watchdog", "blind", "resolve")),
+            ),
+        ),
+        Scenario(
+            "wedge-refused",
+            "S16",
+            "A wedge while the API port refuses",
+            "the engine is gone (the API port refuses) and spark-1 wedges",
+            "exactly one cycle of spark-1 (a refused port proves nothing serves)",
+            scripts.wedge_refused,
+            (cycles(spark_1=1, spark_2=0), _WEDGE_ALERTS, powered_on_at_end),
+        ),
+        Scenario(
+            "page-restart",
+            "S17",
+            "A page across a restart",
+            "a page is open (API key rejected); the daemon restarts; the key is fixed meanwhile",
+            "the new process resolves the page it never sent",
+            scripts.page_across_restart,
+            (
+                cycles(spark_1=0, spark_2=0),
+                exactly(
+                    (CLUSTER, "misconfigured", "trigger"), (CLUSTER, "misconfigured", "resolve")
+                ),
+            ),
+            demo=False,
         ),
     ]
 }

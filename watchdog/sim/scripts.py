@@ -148,3 +148,48 @@ async def maintenance(h: Harness) -> None:
     await control.wait_response(h.state_dir, req.id, timeout=5)
     await h.wait_until(lambda: h.offs(A) >= 1, 20, f"{A} to be cycled after resume")
     await h.wait_until(lambda: h.node_class(A) == "healthy", 30, f"{A} to recover")
+
+
+async def ssh_down(h: Harness) -> None:
+    await h.healthy()
+    await h.sim.set_fault(A, NodeFault.SSH_DOWN)  # sshd stopped; the model keeps serving
+    await h.wait_until(lambda: h.has_alert(A, "ssh_down"), 25, "the ssh_down alert")
+    await h.sleep(6)  # far past the thresholds and two tool-call intervals: still no cycle
+    assert h.node_class(A) == "ssh_down", h.node_class(A)
+    await h.sim.set_fault(A, NodeFault.NONE)  # sshd started again
+    await h.wait_until(lambda: h.node_class(A) == "healthy", 15, f"{A} healthy again")
+    await h.sleep(1)
+
+
+async def network_blip(h: Harness) -> None:
+    await h.healthy()
+    await h.sleep(1)
+    await h.sim.set_dark(True)  # every node, plug and the endpoint: no answer at all
+    await h.wait_until(lambda: h.has_alert("watchdog", "blind"), 25, "the blind alert")
+    await h.sleep(4)
+    await h.sim.set_dark(False)
+    await h.wait_until(
+        lambda: h.node_class(A) == "healthy" == h.node_class(B), 30, "both healthy again"
+    )
+    await h.sleep(6)  # and nothing more happens once sight is back
+
+
+async def wedge_refused(h: Harness) -> None:
+    await h.healthy()
+    await h.sim.set_endpoint_mode(VllmMode.LOADING)  # the engine is gone: the port refuses
+    await h.sim.wedge(A)
+    await h.wait_until(lambda: h.offs(A) >= 1, 20, f"{A} to be switched off")
+    await h.sim.set_endpoint_mode(VllmMode.HEALTHY)  # the reboot brings the engine back
+    await h.wait_until(lambda: h.node_class(A) == "healthy", 30, f"{A} to recover")
+    await h.sleep(2)
+
+
+async def page_across_restart(h: Harness) -> None:
+    await h.healthy()
+    await h.sim.set_endpoint_mode(VllmMode.AUTH)  # the API key is rejected: paged
+    await h.wait_until(lambda: h.has_alert(CLUSTER, "misconfigured"), 25, "the misconfigured alert")
+    await h.stop_daemon()
+    await h.sim.set_endpoint_mode(VllmMode.HEALTHY)  # the key is fixed while it is down
+    await h.start_daemon()
+    await h.wait_until(lambda: h.has_alert(CLUSTER, "misconfigured", "resolve"), 25, "the resolve")
+    await h.sleep(2)
