@@ -81,6 +81,38 @@ async def test_it_switches_off_holds_and_switches_on_exactly_once(
     assert any("count_down" in r and "add_rule" in r["count_down"] for r in emu.requests)
 
 
+async def test_a_node_that_answers_at_the_last_look_is_never_switched(
+    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+) -> None:
+    emu, plug = await rig()
+    looked: list[str] = []
+
+    async def verify() -> str | None:
+        looked.append("verify")
+        return "sshd answers again"
+
+    outcome = await power_cycle(plug, off_time=0.3, verify=verify, **FAST)
+    assert looked == ["verify"]
+    assert not outcome.ok and outcome.failed_step is CycleStep.VERIFY
+    assert not outcome.touched and not outcome.left_off
+    assert [s.step for s in outcome.steps] == [CycleStep.CHECK, CycleStep.VERIFY]
+    assert "sshd answers again" in outcome.steps[-1].detail
+    assert events(emu) == [] and emu.rules == []  # nothing switched, no timer armed
+
+
+async def test_a_node_still_silent_at_the_last_look_is_cycled(
+    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+) -> None:
+    emu, plug = await rig()
+
+    async def verify() -> str | None:
+        return None
+
+    outcome = await power_cycle(plug, off_time=0.1, verify=verify, **FAST)
+    assert outcome.ok and outcome.steps[1].step is CycleStep.VERIFY and outcome.steps[1].ok
+    assert events(emu) == [(0, False, "client"), (0, True, "client")]
+
+
 async def test_it_cycles_one_strip_outlet_and_leaves_the_others_alone(
     rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
 ) -> None:

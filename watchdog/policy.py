@@ -37,6 +37,7 @@ from watchdog.model import (
     ActionKind,
     FailureKind,
     NodeClass,
+    PlugReading,
     PowerAction,
     ProbeKind,
     Transition,
@@ -177,12 +178,18 @@ def _sight(st: NodeState, blind: str | None, now: float) -> NodeState:
     """Track whether the watchdog sees the node; on regaining sight, restart its suspicion.
     A plug reading taken before sight returned says nothing either way."""
     stale = st.plug_at is not None and st.sight_at is not None and st.plug_at < st.sight_at
-    sees = blind is None and (st.plug is None or st.plug.reachable or stale)
+    sees = blind is None and (_answers(st.plug) or stale)
     if not sees and not st.dark:
         return replace(st, dark=True)
     if sees and st.dark:
         return replace(st, dark=False, sight_at=now, ssh=restart(st.ssh), ping=restart(st.ping))
     return st
+
+
+def _answers(plug: PlugReading | None) -> bool:
+    """Something answered at the plug's address (even a refusal of our credentials proves the
+    watchdog sees that far); only an unreachable plug is dark."""
+    return plug is None or plug.reachable or plug.failure is not FailureKind.PLUG_UNREACHABLE
 
 
 def _fresh(st: NodeState, cfg: Config) -> bool:
@@ -266,9 +273,7 @@ def _blind_reason(fleet: FleetState, cfg: Config, now: float) -> str | None:
     if cfg.watchdog.witnesses and fleet.witness.meets(p.failure_threshold, 0.0, now):
         return f"no reference target answers ({fleet.witness.last_detail or 'witness failing'})"
     # Without witnesses, mass failure with no plug answering is blindness, not a wedge.
-    all_dark = all(
-        st.ssh.failing and (st.plug is None or not st.plug.reachable) for st in fleet.nodes.values()
-    )
+    all_dark = all(st.ssh.failing and not _answers(st.plug) for st in fleet.nodes.values())
     if all_dark and len(fleet.nodes) > 1:
         return "no node and no plug answers"
     return None
@@ -377,6 +382,8 @@ def _classify(
             return st, _Verdict(
                 NodeClass.SUSPECT, f"{why}; reading its plug before judging", confirm=True
             )
+        if not plug.reachable:
+            return st, _Verdict(NodeClass.WEDGED, f"{why}; cannot act: plug unusable")
         return st, _Verdict(NodeClass.WEDGED, why, ActionKind.POWER_CYCLE)
     if not _cluster_verified(cs, cfg) and st.cls is not NodeClass.UNKNOWN:
         return st, _Verdict(st.cls, st.reason, held=True)  # the endpoint not probed yet

@@ -95,6 +95,13 @@ class Engine(Actions):
     async def start(self, loaded: PersistedState) -> None:
         self.persisted = loaded
         self.fleet = from_persisted(loaded, self._members(), self.clock())
+        for cluster in self.cfg.clusters:
+            if not cluster.endpoint.tool_call.enabled:
+                log.warning(
+                    "cluster %s: tool_call is disabled, so nothing can prove that it serves: "
+                    "sshd alone decides whether a node is wedged (no serving veto)",
+                    cluster.name,
+                )
         await self._finish_half_done_cycles()
         self._schedule_jobs()
         self._scheduler.start()
