@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import pytest
 import yaml
 
 from watchdog.config import parse_config
+from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness, Timings
+from watchdog.sim.receiver import Received
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 A = "spark-1"
@@ -80,6 +84,74 @@ def _all_channels(h: Harness) -> list[dict[str, Any]]:
         },
         {"type": "alertmanager", "name": "am", "url": f"{base}/am"},
     ]
+
+
+async def test_in_dry_run_sshd_down_while_serving_is_ssh_down_and_never_would_cycle(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Harness(tmp_path) as h:
+        doc = h.config()
+        doc["watchdog"]["dry_run"] = True
+        h.write_config(doc)
+        await h.start_daemon()
+        await h.healthy()
+        await h.sim.set_fault(A, NodeFault.SSH_DOWN)  # port 22 refused; the model serves
+        await h.wait_until(lambda: h.node_class(A) == "ssh_down", 20, f"{A} to be ssh_down")
+        await h.sleep(4)  # well past the thresholds and two tool-call intervals
+        assert h.node_class(A) == "ssh_down"
+        assert h.has_alert(A, "ssh_down") and not h.has_alert(A, "wedged")
+    lines = [r.getMessage() for r in caplog.records]
+    assert not [m for m in lines if "would switch" in m or "power_cycle" in m], lines
+
+
+async def test_a_network_blip_gives_each_channel_one_blind_page_and_its_resolve(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path) as h:
+        (tmp_path / "slack-url").write_text(f"{h.rx.url}/slack/T000/B000/s3cretslack")
+        (tmp_path / "ntfy-token").write_text("tk_s3cretntfy")
+        (tmp_path / "pd-key").write_text("R0UTINGs3cretpd")
+        doc = h.config()
+        doc["alerts"]["channels"] = _all_channels(h)
+        h.write_config(doc)
+        await h.start_daemon()
+        await h.healthy()
+        assert h.rx.received == []  # nothing was paged before the blip
+        dark_at = time.time()
+        await h.sim.set_dark(True)
+        await h.sleep(12)
+        back_at = time.time()
+        await h.sim.set_dark(False)
+        await h.wait_until(
+            lambda: h.node_class(A) == "healthy" == h.node_class("spark-2"), 30, "both back"
+        )
+        await h.sleep(6)
+        assert h.sim.power_record(A) == [] and h.sim.power_record("spark-2") == []
+        by: dict[str, list[str]] = {}
+        for r in h.rx.received:
+            channel = "/" + r.path.split("/")[1]
+            by.setdefault(channel, []).append(_kind(r))
+        print(
+            f"blip: dark for {back_at - dark_at:.1f}s; notifications (channel, kind, s after dark):"
+        )
+        for r in h.rx.received:
+            print(f"  {r.path.split('/')[1]:10} {_kind(r):8} +{r.at - dark_at:.2f}s")
+        channels = ("/webhook", "/slack", "/ntfy", "/pagerduty", "/am")
+        assert by == {c: ["trigger", "resolve"] for c in channels}, by
+
+
+def _kind(r: Received) -> str:
+    """trigger or resolve, in each channel's own words."""
+    if r.path.startswith("/pagerduty"):
+        return str(r.json["event_action"])
+    if r.path.startswith("/am"):  # a trigger ends a week ahead; a resolve ends now (or before)
+        ends = datetime.fromisoformat(r.json[0]["endsAt"].replace("Z", "+00:00")).timestamp()
+        return "resolve" if ends < r.at + 3600 else "trigger"
+    if r.path.startswith("/ntfy"):
+        return "resolve" if r.headers["Priority"] == "2" else "trigger"
+    if r.path.startswith("/slack"):
+        return "resolve" if "resolved" in r.json["text"].lower() else "trigger"
+    return str(r.json["status"])
 
 
 async def test_every_channel_follows_a_whole_incident_wedged_cycling_recovered(

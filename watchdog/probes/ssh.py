@@ -107,5 +107,12 @@ async def probe_ssh(
     return _result(target, verdict, latency, what)
 
 
+_SSH_REFUSED_HINT = (
+    "nothing listens on the sshd port: sshd stopped or crashed, a broken sshd_config, a "
+    "firewall, or the node is still booting"
+)
+
+
 def _result(target: str, kind: FailureKind, latency: float, detail: str) -> ProbeResult:
-    return ProbeResult(ProbeKind.SSH, target, kind, latency, detail=detail, hint=hint_for(kind))
+    hint = _SSH_REFUSED_HINT if kind is FailureKind.REFUSED else hint_for(kind)
+    return ProbeResult(ProbeKind.SSH, target, kind, latency, detail=detail, hint=hint)
