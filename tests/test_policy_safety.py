@@ -22,7 +22,7 @@ from test_policy import (
     ssh_fail,
 )
 
-from watchdog.config import parse_config
+from watchdog.config import Config, parse_config
 from watchdog.evidence import (
     FleetState,
     observe_endpoint,
@@ -99,14 +99,37 @@ def test_with_tp2_one_completion_proves_every_member_serving() -> None:
     assert {d.fleet.node(n).cls for n in "ab"} == {NodeClass.SSH_DOWN} and not power(d)
 
 
-def test_with_the_tool_call_disabled_nothing_can_veto_and_ssh_alone_decides() -> None:
+def _no_tool_call(endpoint_host: str) -> Config:
     doc = CFG.model_dump(mode="json")
     doc["clusters"][0]["endpoint"]["tool_call"]["enabled"] = False
-    cfg = parse_config(_yaml(doc), env={})
+    doc["clusters"][0]["endpoint"]["base_url"] = f"http://{endpoint_host}:8000"
+    for n in doc["clusters"][0]["nodes"]:
+        for k in ("username", "password"):
+            n["plug"].pop(k, None)
+    return parse_config(_yaml(doc), env={})
+
+
+def test_with_the_tool_call_disabled_a_worker_is_judged_on_ssh_alone() -> None:
+    cfg = _no_tool_call("127.0.0.4")  # the endpoint runs on b; a is a worker
     f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61], serving=None)
-    assert proof(f.clusters["spark"], cfg.clusters[0], T0 + 1) is Proof.UNAVAILABLE
+    f = observe_endpoint(f, "spark", r(ProbeKind.HEALTH), T0 + 40)
+    assert proof(f.clusters["spark"], cfg.clusters[0], T0 + 1, "a") is Proof.UNAVAILABLE
     d = evaluate(f, T0 + 61, cfg)
     assert [p.node for p in power(d)] == ["a"]
+
+
+def test_with_the_tool_call_disabled_the_endpoint_node_answering_http_is_never_powered() -> None:
+    cfg = _no_tool_call("127.0.0.2")  # the endpoint runs on a itself
+    f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61], REFUSED, serving=None)
+    f = observe_endpoint(f, "spark", r(ProbeKind.HEALTH), T0 + 40)
+    d = evaluate(f, T0 + 61, cfg)
+    assert d.fleet.node("a").cls is NodeClass.SSH_DOWN and not power(d)
+    assert "still answers" in d.fleet.node("a").reason
+    # Once /health stops answering too, the held ssh failures make it a wedge again.
+    f = observe_endpoint(d.fleet, "spark", r(ProbeKind.HEALTH, FailureKind.TIMEOUT), T0 + 70)
+    f = observe_endpoint(f, "spark", r(ProbeKind.MODELS, FailureKind.TIMEOUT), T0 + 70)
+    f = ssh_fail(f, "a", [T0 + 71], REFUSED, serving=None)
+    assert [p.node for p in power(evaluate(f, T0 + 71, cfg))] == ["a"]
 
 
 # --------------------------------------------------------------------------- fresh evidence only

@@ -168,8 +168,11 @@ class Actions:
             return f"sshd answers again ({result.detail})"
         st = self.state.node(node)
         began = st.ssh.failing_since if st.ssh.failing_since is not None else self.clock()
-        if proof(self.state.clusters[st.cluster], cluster_cfg, began) is Proof.SERVING:
-            return "the endpoint completed a tool call since the ssh failure began"
+        if proof(self.state.clusters[st.cluster], cluster_cfg, began, node) in (
+            Proof.SERVING,
+            Proof.ANSWERING,
+        ):
+            return "the endpoint answered (serving) since the ssh failure began"
         return None
 
     def _power_done(self, action: PowerAction, outcome: CycleOutcome) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from urllib.parse import urlsplit
 
 from watchdog.alerting import derive_alerts
 from watchdog.config import Cluster, Config
@@ -81,6 +82,9 @@ class Proof(Enum):
     """Whether the cluster's endpoint proved it serves since a node's ssh failure began."""
 
     SERVING = "serving"  # a tool call succeeded since: the node is not wedged
+    # No tool call configured, but the endpoint on this very node answered since: it does not
+    # prove serving, yet a node whose API server answers is not the wedge power fixes.
+    ANSWERING = "answering"
     NOT_SERVING = "not_serving"  # the latest tool call since then failed
     PENDING = "pending"  # no tool call answered since then: ask now, judge afterwards
     UNAVAILABLE = "unavailable"  # the tool call is disabled: nothing can prove serving
@@ -151,7 +155,13 @@ def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:
     """The plug missed twice in a row, over at least ``failure_duration``: worth a page."""
     p = cfg.policy
     since = st.plug_missing_since
-    return st.plug_misses >= 2 and since is not None and now - since >= p.failure_duration
+    at = st.plug_at
+    return (
+        st.plug_misses >= 2
+        and since is not None
+        and at is not None
+        and at - since >= p.failure_duration
+    )
 
 
 def _sight_returned(fleet: FleetState, now: float) -> FleetState:
@@ -256,10 +266,15 @@ def _sweep_needed(fleet: FleetState, now: float) -> bool:
     )
 
 
-def proof(cs: ClusterState, cluster: Cluster | None, since: float) -> Proof:
-    """Did the endpoint complete a real tool call after ``since``?"""
-    if cluster is None or not cluster.endpoint.tool_call.enabled:
+def proof(cs: ClusterState, cluster: Cluster | None, since: float, node: str = "") -> Proof:
+    """Did the endpoint complete a real tool call after ``since``? Without a tool call, did
+    the endpoint answer ``/health`` or ``/v1/models`` from ``node`` itself since then?"""
+    if cluster is None:
         return Proof.UNAVAILABLE
+    if not cluster.endpoint.tool_call.enabled:
+        hosts = [n for n in cluster.nodes if n.name == node and n.host == _endpoint_host(cluster)]
+        answered = any(cs.evidence(k).ok_since(since) for k in (ProbeKind.HEALTH, ProbeKind.MODELS))
+        return Proof.ANSWERING if hosts and answered else Proof.UNAVAILABLE
     ev = cs.evidence(ProbeKind.TOOL_CALL)
     if ev.last_at is None or ev.last_at < since:
         return Proof.PENDING
@@ -349,7 +364,7 @@ def _classify(
         if not armed:
             return st, _Verdict(NodeClass.UNKNOWN, "not armed: never seen healthy yet")
         began = ssh.failing_since if ssh.failing_since is not None else now
-        served = proof(cs, _cluster(cfg, st.cluster), began)
+        served = proof(cs, _cluster(cfg, st.cluster), began, st.name)
         pending = served is Proof.PENDING
         if not (boot_failed or ssh.meets(p.failure_threshold, p.failure_duration, now)):
             return st, _Verdict(
@@ -365,6 +380,12 @@ def _classify(
                 NodeClass.SSH_DOWN,
                 f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s, but the "
                 f"endpoint completed a tool call {now - ok_at:.0f}s ago: serving, never powered",
+            )
+        if served is Proof.ANSWERING:
+            return st, _Verdict(
+                NodeClass.SSH_DOWN,
+                f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s, but the "
+                "endpoint on this node still answers (no tool call configured): never powered",
             )
         if pending:
             return st, _Verdict(
@@ -400,6 +421,10 @@ def _classify(
     if not armed:
         return st, _Verdict(NodeClass.UNKNOWN, "not armed: never seen healthy yet")
     return st, _Verdict(NodeClass.HEALTHY, "all probes pass")
+
+
+def _endpoint_host(cluster: Cluster) -> str:
+    return (urlsplit(cluster.endpoint.base_url).hostname or "").lower()
 
 
 def _cluster(cfg: Config, name: str) -> Cluster | None:
