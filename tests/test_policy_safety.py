@@ -236,16 +236,20 @@ def test_while_blind_only_the_blind_page_moves_and_open_pages_stay_open() -> Non
         f = d.fleet
     assert seen == [("watchdog", Condition.BLIND, AlertStatus.TRIGGER)]
     assert f.node("a").open_alerts == {Condition.PLUG}
-    # Sight returns: both plugs answer. One resolve; the nodes wait for fresh probes.
+    # Sight returns: both plugs answer. Every node waits for fresh probes; the first one
+    # probed afresh resolves the blind page; nothing else moves but the plug now answering.
     f = observe_plug(observe_plug(f, "a", ON, T0 + 90), "b", ON, T0 + 90)
     d = evaluate(f, T0 + 90, cfg)
-    assert alerts(d) == [("watchdog", Condition.BLIND, AlertStatus.RESOLVE)]
+    assert alerts(d) == [] and d.fleet.blind_since is None
     seen = []
     for n in "ab":
         f = observe_node(d.fleet, n, r(ProbeKind.SSH), T0 + 91)
         d = evaluate(observe_plug(f, n, ON, T0 + 91), T0 + 91, cfg)
         seen += alerts(d)
-    assert seen == [("a", Condition.PLUG, AlertStatus.RESOLVE)]
+    assert seen == [
+        ("watchdog", Condition.BLIND, AlertStatus.RESOLVE),
+        ("a", Condition.PLUG, AlertStatus.RESOLVE),
+    ]
 
 
 # --------------------------------------------------------------------------- pages always resolve
@@ -307,3 +311,16 @@ def _yaml(doc: object) -> str:
     import yaml
 
     return yaml.safe_dump(doc)
+
+
+def test_a_blind_page_open_at_a_restart_resolves_only_once_a_node_was_probed_afresh() -> None:
+    f = from_persisted(
+        PersistedState(blind_alert_open=True), {"a": "spark", "b": "spark"}, T0 + 500
+    )
+    d = evaluate(f, T0 + 500, CFG)
+    assert [(a.event.condition, a.event.restated) for a in d.actions] == [(Condition.BLIND, True)]
+    assert alerts(evaluate(d.fleet, T0 + 501, CFG)) == []  # nothing seen yet: the page stays
+    f = observe_plug(observe_node(d.fleet, "a", r(ProbeKind.SSH), T0 + 502), "a", ON, T0 + 502)
+    assert alerts(evaluate(f, T0 + 502, CFG)) == [
+        ("watchdog", Condition.BLIND, AlertStatus.RESOLVE)
+    ]

@@ -111,12 +111,13 @@ def derive_alerts(
     frozen: set[str] | frozenset[str] = frozenset(),
     unverified: set[str] | frozenset[str] = frozenset(),
     plug_down: set[str] | frozenset[str] = frozenset(),
+    sees: bool = True,
 ) -> tuple[FleetState, list[Action]]:
     out: list[Action] = []
     if fleet.restate:
         out += _restated(fleet, now)
         fleet = replace(fleet, restate=False)
-    if (blind is not None) != fleet.blind_alert_open:
+    if (blind is not None) != fleet.blind_alert_open and (blind is not None or sees):
         status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
         out.append(
             _event(

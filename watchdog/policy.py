@@ -144,7 +144,14 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
     unverified = {c for c in fleet.clusters if not _cluster_verified(fleet.clusters[c], cfg)}
     plug_down = {n for n, st in fleet.nodes.items() if _plug_down(st, cfg, now)}
     fleet, alerts = derive_alerts(
-        fleet, now, blind, frozen=frozen, unverified=unverified, plug_down=plug_down
+        fleet,
+        now,
+        blind,
+        frozen=frozen,
+        unverified=unverified,
+        plug_down=plug_down,
+        # A blind page resolves only once some node was probed afresh (after a restart).
+        sees=any(not v.held for v in verdicts.values()),
     )
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
     prove = frozenset(fleet.nodes[n].cluster for n, v in verdicts.items() if v.prove)

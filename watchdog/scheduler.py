@@ -87,6 +87,7 @@ class Engine(Actions):
         self._tool_calls: set[str] = set()  # clusters whose tool call is under way
         self._now_tasks: set[asyncio.Task[None]] = set()  # proofs and sweeps started at once
         self._sweeping = False
+        self._swept_at = float("-inf")
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -264,9 +265,13 @@ class Engine(Actions):
     async def _sweep(self) -> None:
         """Read every plug at once (two or more nodes fail on ssh: blind, or a real wedge?)."""
         try:
-            await asyncio.gather(*(self._read_plug(name) for name in list(self.state.nodes)))
+            await asyncio.gather(
+                *(self._read_plug(name) for name in list(self.state.nodes)),
+                return_exceptions=True,
+            )
         finally:
             self._sweeping = False
+            self._swept_at = self.clock()
         self._evaluate()
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
@@ -377,7 +382,9 @@ class Engine(Actions):
         for cluster in decision.prove:
             if cluster not in self._tool_calls and not self._stopping:
                 self._now(f"prove:{cluster}", self._job_endpoint, cluster, ProbeKind.TOOL_CALL)
-        if decision.sweep and not self._sweeping and not self._stopping:
+        # At most one sweep per confirm interval, so a plug that cannot be read cannot spin it.
+        due = self.clock() - self._swept_at >= self.cfg.policy.confirm_interval
+        if decision.sweep and due and not self._sweeping and not self._stopping:
             self._sweeping = True
             self._now("sweep", self._sweep)
         self._save()
