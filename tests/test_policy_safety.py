@@ -145,6 +145,17 @@ def test_a_plug_reading_older_than_the_failure_is_not_enough_to_act() -> None:
     assert [p.node for p in power(d)] == ["a"]
 
 
+def test_an_ssh_streak_whose_last_probe_is_stale_is_not_acted_on() -> None:
+    # Three failures, then no probe result for minutes (the probes stopped coming in): the
+    # duration keeps growing, but nothing says the node is still silent now.
+    f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 2, T0 + 3])
+    f = observe_plug(f, "a", ON, T0 + 200)
+    d = evaluate(f, T0 + 200, CFG)
+    assert not power(d) and "stale" in d.fleet.node("a").reason and "a" in d.confirm
+    d = evaluate(ssh_fail(d.fleet, "a", [T0 + 201]), T0 + 201, CFG)
+    assert [p.node for p in power(d)] == ["a"]
+
+
 def test_a_plug_unreachable_spell_restarts_the_suspicion_from_zero() -> None:
     f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30])
     f = evaluate(observe_plug(f, "a", DOWN, T0 + 31), T0 + 31, CFG).fleet

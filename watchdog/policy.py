@@ -218,6 +218,15 @@ def _fresh(st: NodeState, cfg: Config) -> bool:
     return ssh_ok and st.plug_at is not None and st.plug_at >= st.sight_at
 
 
+def _stale_after(cfg: Config, name: str) -> float:
+    """An ssh result older than two probe periods no longer says how the node is now."""
+    try:
+        ssh = cfg.node(name)[1].ssh
+    except KeyError:
+        return float("inf")
+    return 2 * (ssh.interval + ssh.timeout)
+
+
 def _ssh_enabled(cfg: Config, name: str) -> bool:
     try:
         return cfg.node(name)[1].ssh.enabled
@@ -409,6 +418,12 @@ def _classify(
         if plug is None or st.plug_at is None or st.plug_at < began:
             return st, _Verdict(
                 NodeClass.SUSPECT, f"{why}; reading its plug before judging", confirm=True
+            )
+        if not boot_failed and now - (ssh.last_at or now) > _stale_after(cfg, st.name):
+            return st, _Verdict(
+                NodeClass.SUSPECT,
+                f"{why}; the last ssh probe is stale, probing again",
+                confirm=True,
             )
         if not plug.reachable:
             return st, _Verdict(NodeClass.WEDGED, f"{why}; cannot act: plug unusable")
