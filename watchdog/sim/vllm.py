@@ -112,6 +112,11 @@ class FakeVllm(VllmReplies):
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
+    def set_version(self, vllm_version: str) -> None:
+        """Speak like another vLLM version from the next request on (as after an upgrade)."""
+        self.profile = profile_for(vllm_version)
+        self._reasoning_field = self.profile.reasoning_field
+
     async def set_mode(self, mode: VllmMode) -> None:
         """Switch behaviour; LOADING closes the port, any other mode re-opens the same port.
 
