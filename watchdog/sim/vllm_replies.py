@@ -135,7 +135,8 @@ class VllmReplies:
         running = self.background + self.in_flight
         if self._mode is VllmMode.ENGINE_STUCK:
             running = max(running, 1)  # a stuck engine holds the batch it was running
-        return self.profile.metrics(self._served(), running, self._generated, self._prompted)
+        tokens = float(int(self._generated))  # a token counter counts whole tokens
+        return self.profile.metrics(self._served(), running, tokens, self._prompted)
 
     def _served(self) -> str:
         return _OTHER_MODEL if self._mode is VllmMode.MODEL_MISSING else self.model
