@@ -46,6 +46,7 @@ from watchdog.plugs.base import Plug
 from watchdog.policy import Decision, evaluate
 from watchdog.store import PersistedState, Store
 from watchdog.suite import ProbeSuite
+from watchdog.versions import VersionWatch
 
 log = logging.getLogger("watchdog.engine")
 
@@ -78,6 +79,7 @@ class Engine(Actions):
         self.state_dir = state_dir
         self.clock = clock
         self.on_event = on_event
+        self.versions = VersionWatch()
         self.fleet: FleetState | None = None
         self.persisted = PersistedState()
         self.last_tick = clock()
@@ -244,6 +246,8 @@ class Engine(Actions):
         if found is None:
             return
         for result in await self.suite.endpoint(found, kind):
+            if (changed := self.versions.note(cluster, result)) is not None:
+                log.info(changed)
             self._observed(result, cluster=cluster, evaluate=False)
         self._evaluate()
 
