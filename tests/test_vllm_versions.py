@@ -9,12 +9,16 @@ daemon logs the vLLM version once and again when it changes.
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from watchdog.config import Endpoint
@@ -303,3 +307,40 @@ async def test_the_daemon_logs_the_vllm_version_and_its_change(
         await h.sleep(2.0)
         assert said("cluster sim runs vLLM") == 1
         assert said("vLLM version changed") == 1
+
+
+# ------------------------------------------------------------------ sim and demo: --vllm-version
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("asked", "spoken"), [("0.10", "0.10.0"), (None, "0.33.0")])
+def test_the_sim_command_speaks_the_version_asked_for(
+    tmp_path: Path, asked: str | None, spoken: str
+) -> None:
+    out_cfg = tmp_path / "sim.yaml"
+    argv = [sys.executable, "-m", "watchdog", "sim", "-o", str(out_cfg)]
+    argv += ["--vllm-version", asked] if asked else []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Ctrl-C stops it" in line:
+                break
+        doc = yaml.safe_load(out_cfg.read_text())
+        base = doc["clusters"][0]["endpoint"]["base_url"]
+        version = httpx.get(f"{base}/version", trust_env=False, timeout=5).json()
+        assert version == {"version": spoken}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("command", ["sim", "demo"])
+def test_a_version_no_profile_speaks_is_a_usage_error(command: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "watchdog", command, "--vllm-version", "0.9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "--vllm-version" in run.stderr and "0.10" in run.stderr
