@@ -28,8 +28,9 @@ HINTS: dict[FailureKind, str] = {
     "--enable-auto-tool-choice and the correct --tool-call-parser in the startup log",
     FailureKind.BAD_ARGUMENTS: "arguments are not parseable JSON: genuine parser/model mismatch; "
     "re-run, and if persistent file upstream",
-    FailureKind.REASONING_LEAK: "reasoning text in content or tool arguments: use the model's "
-    "prescribed --reasoning-parser; confirm content and reasoning are separate",
+    FailureKind.REASONING_LEAK: "reasoning inside the tool call's arguments, or <think> markers "
+    "in content with no reasoning field: start vLLM with the model's prescribed "
+    "--reasoning-parser; confirm content and reasoning are separate",
     FailureKind.TRUNCATED: "finish_reason length: reasoning ate the output budget; raise "
     "endpoint.sampling.max_tokens (2048–4096), keeping prompt + max_tokens within the server's "
     "--max-model-len (see max_model_len in GET /v1/models)",
