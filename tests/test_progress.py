@@ -139,6 +139,7 @@ async def test_the_probe_sees_a_stuck_engine_of_every_version_as_stalled(
 
     vllm.background = 2
     assert (await probe(0.0))[0] is None
+    await asyncio.sleep(0.1)  # the background requests generate a few tokens
     assert (await probe(20.0))[0] is None  # generating: the counter moves
     await vllm.set_mode(VllmMode.ENGINE_STUCK)
     first, _ = await probe(21.0)  # still for 1 s
@@ -245,3 +246,13 @@ async def test_a_stalled_engine_is_alerted_as_degraded_and_never_powered(
         assert not h.has_alert(A, "wedged")
         await h.sim.set_endpoint_mode(VllmMode.HEALTHY)  # the engine moves again
         await h.wait_until(lambda: h.has_alert("sim", "degraded", "resolve"), 30, "the resolve")
+
+
+def test_a_page_with_too_many_lines_of_the_metrics_is_refused_cheaply() -> None:
+    from watchdog.probes.progress import MAX_LINES
+
+    line = b'vllm:generation_tokens_total{engine="0"} 1.0\n'
+    with pytest.raises(Fault) as caught:
+        parse_sample(BODY + line * MAX_LINES)
+    assert caught.value.kind is FailureKind.BAD_RESPONSE
+    assert str(MAX_LINES) in caught.value.detail

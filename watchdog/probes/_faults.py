@@ -143,7 +143,7 @@ def translate(exc: httpx.HTTPError, what: str) -> Fault:
 
 # What vLLM's 5xx bodies say (reference: vLLM 0.10 to 0.33): engine death, a full queue,
 # elastic scaling, and one failed generation are four different fixes.
-_DEAD_TEXTS = ("enginedeaderror", "enginecore encountered", "engine core", "engine is dead")
+_DEAD_TEXTS = ("enginedeaderror", "enginecore encountered")
 _DEAD_500 = "the server had an error while processing your request"  # >= 0.3x EngineDeadError
 _BUSY_TEXTS = ("currently busy", "cannot accept new requests")
 _SCALING_TEXTS = ("currently scaling",)
