@@ -3,7 +3,8 @@
 One table: each case of the vLLM reference (healthy answers, errors a watchdog meets, tool-call
 parsing) served by the fake vLLM in the version that sends it, probed as ``check`` probes it,
 with the failure kind and hint expected. ``pytest -s`` prints it as a Markdown table. Also: the
-daemon logs the vLLM version once and again when it changes.
+daemon logs the vLLM version once and again when it changes, and the policy makes none of the
+new kinds a power action.
 """
 
 from __future__ import annotations
@@ -21,9 +22,25 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from watchdog.config import Endpoint
+from watchdog.config import Config, Endpoint, parse_config
+from watchdog.evidence import (
+    initial_fleet,
+    observe_endpoint,
+    observe_link,
+    observe_node,
+    observe_plug,
+    observe_witness,
+)
 from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.model import (
+    FailureKind,
+    NodeClass,
+    PlugReading,
+    PowerAction,
+    ProbeKind,
+    ProbeResult,
+)
+from watchdog.policy import evaluate
 from watchdog.probes import check_topology, make_client, probe_health, probe_models
 from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
@@ -344,3 +361,62 @@ def test_a_version_no_profile_speaks_is_a_usage_error(command: str) -> None:
     )
     assert run.returncode == 2
     assert "--vllm-version" in run.stderr and "0.10" in run.stderr
+
+
+# ------------------------------------------------------------------ the policy's view of them
+def _policy_cfg() -> Config:
+    doc = {
+        "watchdog": {"witnesses": [{"host": "127.0.0.9", "port": 53}]},
+        "policy": {"failure_threshold": 3, "failure_duration": "60s", "startup_timeout": "10m"},
+        "clusters": [
+            {
+                "name": "spark",
+                "endpoint": {"base_url": "http://127.0.0.1:8000", "model": "m"},
+                "nodes": [
+                    {
+                        "name": n,
+                        "host": f"127.0.0.{i}",
+                        "plug": {"type": "kasa", "host": f"127.0.1.{i}"},
+                    }
+                    for i, n in ((2, "a"), (4, "b"))
+                ],
+            }
+        ],
+    }
+    return parse_config(yaml.safe_dump(doc), env={})
+
+
+@pytest.mark.parametrize(
+    ("probe", "kind", "cls"),
+    [
+        (ProbeKind.HEALTH, F.ENGINE_DEAD, NodeClass.DEGRADED),
+        (ProbeKind.TOOL_CALL, F.ENGINE_DEAD, NodeClass.DEGRADED),
+        (ProbeKind.TOOL_CALL, F.ENGINE_BUSY, NodeClass.DEGRADED),
+        (ProbeKind.MODELS, F.SCALING, NodeClass.DEGRADED),
+        (ProbeKind.TOOL_CALL, F.GENERATION_ERROR, NodeClass.DEGRADED),
+        (ProbeKind.PROGRESS, F.ENGINE_STALLED, NodeClass.DEGRADED),
+        (ProbeKind.TOOL_CALL, F.CONTEXT_LENGTH, NodeClass.MISCONFIGURED),
+    ],
+)
+def test_the_new_kinds_with_sshd_fine_are_alerted_and_never_powered(
+    probe: ProbeKind, kind: FailureKind, cls: NodeClass
+) -> None:
+    cfg = _policy_cfg()
+    t0 = 1_000_000.0
+
+    def seen(p: ProbeKind, failure: FailureKind | None = None) -> ProbeResult:
+        return ProbeResult(p, "t", failure, 0.01, detail="d", hint=hint_for(failure))
+
+    f = observe_link(initial_fleet({"a": "spark", "b": "spark"}, t0), True)
+    f = observe_witness(f, seen(ProbeKind.WITNESS), t0)
+    for n in ("a", "b"):
+        f = observe_plug(f, n, PlugReading(reachable=True, is_on=True), t0)
+    for t in (t0, t0 + 30, t0 + 61, t0 + 92):
+        for n in ("a", "b"):
+            f = observe_node(f, n, seen(ProbeKind.SSH), t)
+        for p in (ProbeKind.HEALTH, ProbeKind.MODELS, ProbeKind.TOOL_CALL, ProbeKind.PROGRESS):
+            f = observe_endpoint(f, "spark", seen(p, kind if p is probe and t > t0 else None), t)
+        decision = evaluate(f, t, cfg)
+        f = decision.fleet
+        assert not [a for a in decision.actions if isinstance(a, PowerAction)]
+    assert {n.cls for n in f.nodes.values()} == {cls}
