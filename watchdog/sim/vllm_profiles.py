@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from watchdog.sim._httpserver import _Answer
 
@@ -132,6 +134,36 @@ class VllmProfile:
 def vjson(status: int, payload: object) -> _Answer:
     """A JSON body the way FastAPI's JSONResponse writes it."""
     return _Answer(status, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def model_list(served: str, max_model_len: int, build: str) -> dict[str, Any]:
+    """``GET /v1/models``: the same in every version."""
+    now = int(time.time())
+    permission = {
+        "id": f"modelperm-{build}",
+        "object": "model_permission",
+        "created": now,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+    card = {
+        "id": served,
+        "object": "model",
+        "created": now,
+        "owned_by": "vllm",
+        "root": served,
+        "parent": None,
+        "max_model_len": max_model_len,
+        "permission": [permission],
+    }
+    return {"object": "list", "data": [card]}
 
 
 V0_10 = VllmProfile(

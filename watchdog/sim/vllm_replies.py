@@ -19,7 +19,14 @@ from enum import StrEnum
 from typing import Any
 
 from watchdog.sim._httpserver import _Answer, _Request
-from watchdog.sim.vllm_profiles import NEWEST, PROFILES, PROMPT_TOKENS, VllmProfile, vjson
+from watchdog.sim.vllm_profiles import (
+    NEWEST,
+    PROFILES,
+    PROMPT_TOKENS,
+    VllmProfile,
+    model_list,
+    vjson,
+)
 
 CHAT = "/v1/chat/completions"
 ANSWER = "It is 12°C and cloudy in Zurich."
@@ -142,21 +149,7 @@ class VllmReplies:
         return _OTHER_MODEL if self._mode is VllmMode.MODEL_MISSING else self.model
 
     def _model_list(self) -> dict[str, Any]:
-        served = self._served()
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": served,
-                    "object": "model",
-                    "created": int(time.time()),
-                    "owned_by": "vllm",
-                    "root": served,
-                    "parent": None,
-                    "max_model_len": self._max_model_len(),
-                }
-            ],
-        }
+        return model_list(self._served(), self._max_model_len(), self._build)
 
     def _max_model_len(self) -> int:
         return _SMALL_CONTEXT if self._mode is VllmMode.CONTEXT_LENGTH else _CONTEXT
