@@ -35,7 +35,7 @@ from watchdog.hints import hint_for
 from watchdog.model import FailureKind
 from watchdog.sim.cluster import NodeFault, SimCluster
 from watchdog.sim.kasa import PlugFault
-from watchdog.sim.vllm import VllmMode
+from watchdog.sim.vllm import NEWEST, PROFILES, VllmMode
 
 T = TypeVar("T")
 API_KEY = f"sk-test-{secrets.token_hex(12)}"  # must never show up in any output
@@ -77,7 +77,11 @@ class SimThread:
     def node_fault(self, node: str, fault: NodeFault) -> None:
         self.call(self.cluster.set_fault(node, fault))
 
+    def version(self, version: str) -> None:
+        self.loop.call_soon_threadsafe(self.cluster.vllm.set_version, version)
+
     def reset(self) -> None:
+        self.version(NEWEST)
         self.mode(VllmMode.HEALTHY)
         for name in self.cluster.nodes:
             self.plug_fault(name, PlugFault.NONE)
@@ -115,7 +119,7 @@ def config_data(
     """A whole config for the simulated cluster, with compressed timeouts."""
     clusters = sim.cluster.config_clusters(api_key_env=KEY_ENV)
     endpoint = clusters[0]["endpoint"]
-    for probe in ("health", "models", "tool_call"):
+    for probe in ("health", "models", "tool_call", "progress"):
         timeout = (endpoint_timeouts or {}).get(probe, TIMEOUT)
         endpoint[probe] = {"interval": "30s", "timeout": timeout}
     for node in clusters[0]["nodes"]:
@@ -268,6 +272,7 @@ ALL_PROBES = [
     (CLUSTER, "tool_call"),
     (CLUSTER, "topology"),
     (CLUSTER, "round_trip"),
+    (CLUSTER, "progress"),
     ("node spark-1", "ssh"),
     ("node spark-1", "plug"),
     ("node spark-2", "ssh"),
@@ -295,11 +300,11 @@ def test_it_passes_every_probe_and_exits_0_when_the_cluster_is_healthy(
     assert details[("node spark-1", "ssh")].startswith("SSH-2.0-")
     for node in ("spark-1", "spark-2"):
         assert re.fullmatch(r"reachable, on, \d+ W", details[(f"node {node}", "plug")])
-    assert table.out.rstrip().endswith("9 passed, 0 failed")
+    assert table.out.rstrip().endswith("10 passed, 0 failed")
 
 
 # ------------------------------------------------------------------ every endpoint fault
-ALL_ENDPOINT = ("health", "models", "tool_call")
+ALL_ENDPOINT = ("health", "models", "tool_call", "progress")
 V1 = ("models", "tool_call")
 FAULTS: list[tuple[VllmMode, tuple[str, ...], FailureKind]] = [
     (VllmMode.AUTH, V1, FailureKind.AUTH),
@@ -312,7 +317,11 @@ FAULTS: list[tuple[VllmMode, tuple[str, ...], FailureKind]] = [
     (VllmMode.WRONG_TOOL, ("tool_call",), FailureKind.WRONG_TOOL),
     (VllmMode.LOOP, ("round_trip",), FailureKind.LOOP),
     (VllmMode.WRONG_TOPOLOGY, ("topology",), FailureKind.WRONG_TOPOLOGY),
-    (VllmMode.UNAVAILABLE, ALL_ENDPOINT, FailureKind.HTTP_STATUS),
+    (VllmMode.ENGINE_DEAD, ("health", "tool_call"), FailureKind.ENGINE_DEAD),
+    (VllmMode.BUSY, ("tool_call",), FailureKind.ENGINE_BUSY),
+    (VllmMode.SCALING, ("models", "tool_call", "progress"), FailureKind.SCALING),
+    (VllmMode.GENERATION_ERROR, ("tool_call",), FailureKind.GENERATION_ERROR),
+    (VllmMode.CONTEXT_LENGTH, ("tool_call",), FailureKind.CONTEXT_LENGTH),
     (VllmMode.BAD_RESPONSE, V1, FailureKind.BAD_RESPONSE),
     (VllmMode.HUGE, V1, FailureKind.BAD_RESPONSE),
     (VllmMode.LOADING, ALL_ENDPOINT, FailureKind.REFUSED),
@@ -354,6 +363,32 @@ def test_it_reports_each_endpoint_fault_with_its_kind_and_fix_and_exits_1(
         assert found[(CLUSTER, "health")]["ok"] and found[(CLUSTER, "models")]["ok"]
 
 
+# ------------------------------------------------------------------ every vLLM version
+@pytest.mark.parametrize("version", sorted(PROFILES))
+@pytest.mark.parametrize("mode", [VllmMode.HEALTHY, VllmMode.WRONG_TOPOLOGY])
+def test_it_shows_the_version_and_judges_topology_only_where_the_version_can_tell(
+    sim: SimThread, tmp_path: Path, version: str, mode: VllmMode
+) -> None:
+    sim.version(version)
+    sim.mode(mode)
+    cfg = write_config(tmp_path, config_data(sim, tmp_path))
+    (run,) = cli(["check", "-c", str(cfg), "--json"], cwd=tmp_path)
+    found = by_key(parse_json(run.out))
+    spoken = PROFILES[version].version
+    assert found[(CLUSTER, "health")]["detail"] == f"HTTP 200, vLLM {spoken}"
+    topology = found[(CLUSTER, "topology")]
+    if PROFILES[version].fingerprint:  # >= 0.21 sends vllm-<version>-tp<N>-<hash>
+        wrong = mode is VllmMode.WRONG_TOPOLOGY
+        assert topology["failure"] == ("wrong_topology" if wrong else None), topology
+        assert run.code == (EX_FAIL if wrong else EX_OK), run.out
+    else:  # null fingerprint: unknown, with the way to a verifiable one
+        assert topology["ok"], topology
+        assert topology["detail"].startswith("unknown")
+        assert "vLLM >= 0.21" in topology["detail"]
+        assert "--fingerprint-mode full" in topology["detail"]
+        assert run.code == EX_OK, run.out
+
+
 # ------------------------------------------------------------------ --node
 def test_it_checks_only_the_named_node_and_its_clusters_endpoint(
     sim: SimThread, tmp_path: Path
@@ -364,7 +399,7 @@ def test_it_checks_only_the_named_node_and_its_clusters_endpoint(
 
     assert (table.code, as_json.code) == (EX_OK, EX_OK), table.out
     results = parse_json(as_json.out)
-    assert [(r["target"], r["probe"]) for r in results] == ALL_PROBES[:7]
+    assert [(r["target"], r["probe"]) for r in results] == ALL_PROBES[:8]
     same_rows(parse_table(table.out), results)
 
 

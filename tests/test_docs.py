@@ -40,3 +40,14 @@ def test_the_readme_documents_every_command() -> None:
 def test_the_two_first_commands_are_the_demo_and_the_test_suite() -> None:
     quick = README[README.index("## Quick start") : README.index("### What you just saw")]
     assert "cluster-watchdog demo" in quick and "scripts/test" in quick
+
+
+def test_the_readme_lists_every_failure_kind_and_probe() -> None:
+    from watchdog.model import FailureKind, ProbeKind
+
+    failure_row = next(line for line in README.splitlines() if line.startswith("| `failure` |"))
+    probe_row = next(line for line in README.splitlines() if line.startswith("| `probe` |"))
+    for kind in FailureKind:
+        assert f"`{kind.value}`" in failure_row, f"README's failure list lacks {kind.value}"
+    for probe in ProbeKind:
+        assert f"`{probe.value}`" in probe_row, f"README's probe list lacks {probe.value}"

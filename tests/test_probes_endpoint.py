@@ -1,6 +1,7 @@
 """Endpoint probes against real HTTP servers on loopback: the fake vLLM and small scripted ones.
 
-Every fault mode of the fake maps to the failure kind the policy relies on, each with a hint;
+Every fault mode of the fake, in every vLLM version profile it speaks (the ``vllm`` fixture is
+parametrized over them), maps to the failure kind the policy relies on, each with a hint;
 hung and dripping servers are cut at the caller's deadline; oversized bodies are not read to the
 end; the API key never shows up in a result.
 """
@@ -31,7 +32,7 @@ from watchdog.probes import (
 )
 from watchdog.probes._http import translate
 from watchdog.probes.toolcall import classify_round_trip, classify_tool_call
-from watchdog.sim.vllm import HUGE_BYTES, FakeVllm, VllmMode
+from watchdog.sim.vllm import HUGE_BYTES, PROFILES, FakeVllm, VllmMode
 
 KEY = "sk-watchdog-test-7f3a9c1e-DO-NOT-LEAK"
 MODEL = "nvidia/nemotron-3-super"
@@ -54,9 +55,10 @@ def endpoint(base_url: str, *, key: str | None = KEY, **fields: Any) -> Endpoint
     return ep.model_copy(update={"api_key": SecretStr(key) if key else None})
 
 
-@pytest.fixture
-async def vllm() -> AsyncIterator[FakeVllm]:
-    fake = FakeVllm(api_key=KEY, slow_delay=2.0)
+@pytest.fixture(params=sorted(PROFILES))
+async def vllm(request: pytest.FixtureRequest) -> AsyncIterator[FakeVllm]:
+    # A dead engine's process exit is timed in its own test; here the dead server stays up.
+    fake = FakeVllm(api_key=KEY, slow_delay=2.0, vllm_version=request.param, dead_exit_after=None)
     await fake.start()
     yield fake
     await fake.stop()
@@ -78,7 +80,9 @@ _PARSER = ("tool_call", "round_trip")
 EXPECTED: dict[VllmMode, dict[str, FailureKind | None]] = {
     VllmMode.HEALTHY: dict.fromkeys(_ALL),
     VllmMode.LOADING: dict.fromkeys(_ALL, F.REFUSED),
-    VllmMode.UNAVAILABLE: dict.fromkeys(_ALL, F.HTTP_STATUS),
+    VllmMode.ENGINE_DEAD: {**dict.fromkeys(_ALL, F.ENGINE_DEAD), "models": None},
+    VllmMode.SCALING: {"health": None, **dict.fromkeys(_ALL[1:], F.SCALING)},
+    VllmMode.PREAMBLE: dict.fromkeys(_ALL),
     VllmMode.AUTH: {"health": None, "models": F.AUTH, "tool_call": F.AUTH, "round_trip": F.AUTH},
     VllmMode.MODEL_MISSING: {"health": None, **dict.fromkeys(_ALL[1:], F.MODEL_MISSING)},
     VllmMode.BAD_RESPONSE: {"health": None, **dict.fromkeys(_ALL[1:], F.BAD_RESPONSE)},
@@ -94,6 +98,9 @@ EXPECTED: dict[VllmMode, dict[str, FailureKind | None]] = {
             (VllmMode.REASONING_LEAK, F.REASONING_LEAK),
             (VllmMode.TRUNCATED, F.TRUNCATED),
             (VllmMode.WRONG_TOOL, F.WRONG_TOOL),
+            (VllmMode.BUSY, F.ENGINE_BUSY),
+            (VllmMode.GENERATION_ERROR, F.GENERATION_ERROR),
+            (VllmMode.CONTEXT_LENGTH, F.CONTEXT_LENGTH),
         ]
     },
 }
@@ -147,8 +154,12 @@ async def test_a_healthy_tool_call_hands_its_id_and_fingerprint_on(
 ) -> None:
     result = await probe_tool_call(client, endpoint(vllm.url), timeout=OK_TIMEOUT, target="c")
     assert result.ok, result
-    assert result.data["tool_call_id"].startswith("chatcmpl-tool-")
-    assert "-tp2-" in result.data["fingerprint"]
+    hex_digits = 16 if vllm.profile.fingerprint else 32
+    assert len(result.data["tool_call_id"]) == len("chatcmpl-tool-") + hex_digits
+    if vllm.profile.fingerprint:
+        assert result.data["fingerprint"].startswith(f"vllm-{vllm.profile.version}-tp2-")
+    else:
+        assert result.data["fingerprint"] == ""  # null before 0.21
     assert json.loads(result.data["arguments"]) == {"location": "Zurich"}
     assert result.data["completion_tokens"] == "158"
 
@@ -475,13 +486,24 @@ def tool_result(failure: FailureKind | None, **data: str) -> ProbeResult:
     ("expect", "tool", "expected"),
     [
         (None, tool_result(F.TIMEOUT), None),
-        ("tp2", tool_result(None, fingerprint="vllm-0.21.0+sim-tp2-ab"), None),
-        ("tp2", tool_result(None, fingerprint="vllm-0.21.0+sim-tp1-ab"), F.WRONG_TOPOLOGY),
-        ("tp2", tool_result(None, fingerprint=""), F.WRONG_TOPOLOGY),
+        ("tp2", tool_result(None, fingerprint="vllm-0.33.0-tp2-ab12cd34"), None),
+        ("tp2", tool_result(None, fingerprint="vllm-0.33.0-tp1-ab12cd34"), F.WRONG_TOPOLOGY),
+        ("tp2", tool_result(None, fingerprint="vllm-0.33.0-tp12-ab12cd34"), F.WRONG_TOPOLOGY),
+        ("tp2", tool_result(None, fingerprint=""), None),
+        ("tp2", tool_result(None, fingerprint="vllm-0.33.0-ab12cd34"), None),
         ("tp2", tool_result(F.TIMEOUT), F.PROBE_ERROR),
-        ("tp2", tool_result(F.TRUNCATED, fingerprint="vllm-0.21.0+sim-tp1-ab"), F.WRONG_TOPOLOGY),
+        ("tp2", tool_result(F.TRUNCATED, fingerprint="vllm-0.21.0-tp1-ab12cd34"), F.WRONG_TOPOLOGY),
     ],
-    ids=["not-configured", "match", "fell-back", "no-fingerprint", "no-response", "judged-anyway"],
+    ids=[
+        "not-configured",
+        "match",
+        "other-tp",
+        "tp12-is-not-tp2",
+        "null-is-unknown",
+        "tagless-is-unknown",
+        "no-response",
+        "judged-anyway",
+    ],
 )
 def test_topology_reads_the_fingerprint_of_the_tool_call(
     expect: str | None, tool: ProbeResult, expected: FailureKind | None
@@ -492,17 +514,58 @@ def test_topology_reads_the_fingerprint_of_the_tool_call(
     assert result.failure == expected
     assert result.detail
     assert bool(result.hint) == (expected is not None)
+    if expected is None and tool.data.get("fingerprint") in ("", "vllm-0.33.0-ab12cd34"):
+        assert result.detail.startswith("unknown")
+        assert "--fingerprint-mode full" in result.detail and "0.21" in result.detail
 
 
-async def test_topology_catches_a_cluster_that_fell_back_to_one_node(
+async def test_topology_is_judged_only_where_the_version_sends_a_tp_tag(
     vllm: FakeVllm, client: httpx.AsyncClient
 ) -> None:
     ep = endpoint(vllm.url)
     healthy = await probe_tool_call(client, ep, timeout=OK_TIMEOUT, target="c")
     await vllm.set_mode(VllmMode.WRONG_TOPOLOGY)
-    fallen = await probe_tool_call(client, ep, timeout=OK_TIMEOUT, target="c")
+    other = await probe_tool_call(client, ep, timeout=OK_TIMEOUT, target="c")
     assert check_topology(healthy, ep, target="c").ok
-    assert check_topology(fallen, ep, target="c").failure is F.WRONG_TOPOLOGY
+    verdict = check_topology(other, ep, target="c")
+    if vllm.profile.fingerprint:
+        assert verdict.failure is F.WRONG_TOPOLOGY
+        assert "tp1" in verdict.detail
+    else:  # 0.10 and 0.20 never send a fingerprint: unknown, never a failure
+        assert verdict.ok and verdict.detail.startswith("unknown")
+
+
+async def test_a_fingerprint_without_a_tp_tag_is_unknown(client: httpx.AsyncClient) -> None:
+    async with FakeVllm(api_key=KEY, topology_tag="") as fake:  # TP=1 or --fingerprint-mode hash
+        call = await probe_tool_call(client, endpoint(fake.url), timeout=OK_TIMEOUT, target="c")
+    verdict = check_topology(call, endpoint(fake.url), target="c")
+    assert call.data["fingerprint"].startswith("vllm-0.33.0-")
+    assert verdict.ok and "no tp tag" in verdict.detail
+
+
+async def test_health_shows_the_version_the_server_reports(
+    vllm: FakeVllm, client: httpx.AsyncClient
+) -> None:
+    result = await probe_health(client, endpoint(vllm.url), timeout=OK_TIMEOUT, target="c")
+    assert result.ok, result
+    assert result.data["version"] == vllm.profile.version
+    assert f"vLLM {vllm.profile.version}" in result.detail
+    assert ("GET", "/version", 200) in vllm.requests
+
+
+async def test_a_dead_engine_is_followed_by_the_process_exiting(
+    client: httpx.AsyncClient,
+) -> None:
+    async with FakeVllm(api_key=KEY, vllm_version="0.10", dead_exit_after=0.3) as fake:
+        ep = endpoint(fake.url)
+        await fake.set_mode(VllmMode.ENGINE_DEAD)
+        dead = await probe_health(client, ep, timeout=OK_TIMEOUT, target="c")
+        await asyncio.sleep(0.6)
+        gone = await probe_health(client, ep, timeout=OK_TIMEOUT, target="c")
+        assert fake.exited
+    assert dead.failure is F.ENGINE_DEAD
+    assert "EngineDeadError" in dead.hint and "VLLM_KEEP_ALIVE_ON_ENGINE_DEATH" in dead.hint
+    assert gone.failure is F.REFUSED
 
 
 # ----------------------------------------------------------------- classification (pure)
@@ -547,15 +610,35 @@ WEATHER = '{"location": "Zurich"}'
                     "tool_calls": call(WEATHER),
                 }
             ),
-            F.REASONING_LEAK,
+            None,
         ),
         (
             completion(
                 {"content": "weather please</think>", "tool_calls": call(WEATHER), "reasoning": "x"}
             ),
+            None,
+        ),
+        (
+            completion({"content": "<think>the user wants</think>", "tool_calls": call(WEATHER)}),
+            F.REASONING_LEAK,
+        ),
+        (
+            completion({"content": None, "tool_calls": call(f"<think>hmm</think>{WEATHER}")}),
+            F.REASONING_LEAK,
+        ),
+        (
+            completion({"content": None, "tool_calls": call(f"I should pass Zurich. {WEATHER}")}),
+            F.REASONING_LEAK,
+        ),
+        (
+            completion({"content": "[THINK]hmm[/THINK]", "tool_calls": call(WEATHER)}),
             F.REASONING_LEAK,
         ),
         (completion({"content": "<think>hmm</think>"}, "stop"), F.REASONING_LEAK),
+        (
+            completion({"content": "<think>hmm</think>", "reasoning_content": "hmm"}, "stop"),
+            F.NO_TOOL_CALL,
+        ),
         (
             completion({"content": None, "tool_calls": call({"location": "Zurich"})}),
             F.BAD_ARGUMENTS,
@@ -570,9 +653,14 @@ WEATHER = '{"location": "Zurich"}'
     ids=[
         "clean",
         "preamble-with-reasoning",
-        "prose-without-reasoning",
-        "closing-tag",
+        "prose-beside-a-call-passes",
+        "marker-beside-a-reasoning-field-passes",
+        "marker-in-content-without-reasoning",
+        "marker-in-arguments",
+        "prose-around-the-arguments",
+        "mistral-marker",
         "think-only",
+        "think-only-with-reasoning",
         "args-object",
         "args-array",
         "null-calls",

@@ -42,6 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# The simulated vLLM speaks one version's shapes: 0.10, 0.20, or 0.21+ (as 0.33, the newest).
+_VLLM_VERSION = ("--vllm-version",)
+_VLLM_VERSION_OPTS = {
+    "default": "0.33",
+    "metavar": "X.Y",
+    "help": "which vLLM the simulated endpoint speaks like: 0.10, 0.20 or 0.21+ (default 0.33)",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cluster-watchdog", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"cluster-watchdog {__version__}")
@@ -92,10 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scenario", default="wedge", help="which scenario to replay")
     sp.add_argument("--speed", type=float, default=1.0, help="timing scale (2 = twice as fast)")
     sp.add_argument("--list", action="store_true", help="list the scenarios")
+    sp.add_argument(*_VLLM_VERSION, **_VLLM_VERSION_OPTS)  # type: ignore[arg-type]
     sp = cmd("sim", _sim, "run the simulated cluster standalone and print its config", config=False)
     sp.add_argument("--nodes", type=int, default=2)
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("-o", "--output", type=Path, help="also write a whole config file here")
+    sp.add_argument(*_VLLM_VERSION, **_VLLM_VERSION_OPTS)  # type: ignore[arg-type]
     return p
 
 
@@ -281,10 +292,17 @@ def _alert_test(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from watchdog.sim.demo import run_demo
 
-    return run_demo(scenario=args.scenario, speed=args.speed, list_only=args.list)
+    return run_demo(
+        scenario=args.scenario,
+        speed=args.speed,
+        list_only=args.list,
+        vllm_version=args.vllm_version,
+    )
 
 
 def _sim(args: argparse.Namespace) -> int:
     from watchdog.sim.standalone import run_sim
 
-    return run_sim(nodes=args.nodes, host=args.host, output=args.output)
+    return run_sim(
+        nodes=args.nodes, host=args.host, output=args.output, vllm_version=args.vllm_version
+    )

@@ -18,6 +18,7 @@ class ProbeKind(StrEnum):
     TOOL_CALL = "tool_call"  # article 4b/4c: a real tool call
     ROUND_TRIP = "round_trip"  # article 4d: the tool-result turn
     TOPOLOGY = "topology"  # system_fingerprint carries the expected tag
+    PROGRESS = "progress"  # /metrics: the engine's generation-token counter moves
     SSH = "ssh"  # sshd banner
     PING = "ping"  # ICMP echo
     PLUG = "plug"  # the node's smart plug answers, and its relay state
@@ -36,6 +37,7 @@ _ENDPOINT_PROBES = frozenset(
         ProbeKind.TOOL_CALL,
         ProbeKind.ROUND_TRIP,
         ProbeKind.TOPOLOGY,
+        ProbeKind.PROGRESS,
     }
 )
 
@@ -57,7 +59,13 @@ class FailureKind(StrEnum):
     TRUNCATED = "truncated"  # finish_reason length: reasoning ate max_tokens
     WRONG_TOOL = "wrong_tool"  # called another function than asked
     LOOP = "loop"  # round trip: called the tool again instead of answering
-    WRONG_TOPOLOGY = "wrong_topology"  # fingerprint lacks the expected tag (e.g. tp2)
+    WRONG_TOPOLOGY = "wrong_topology"  # fingerprint's tp tag differs from the expected one
+    CONTEXT_LENGTH = "context_length"  # 400: prompt + max_tokens over --max-model-len
+    ENGINE_DEAD = "engine_dead"  # /health 500 (0.10) or 503 (>= 0.20), chat 500: EngineDeadError
+    ENGINE_BUSY = "engine_busy"  # 503: request queue full (max_num_queued_reqs)
+    SCALING = "scaling"  # 503: elastic scaling in progress
+    GENERATION_ERROR = "generation_error"  # 500: the engine failed this one request
+    ENGINE_STALLED = "engine_stalled"  # requests running, generation-token counter frozen
     NO_BANNER = "no_banner"  # TCP accepted, sshd said nothing: the wedge signature
     BAD_BANNER = "bad_banner"  # something answered that is not SSH-2.0
     NO_REPLY = "no_reply"  # ICMP echo unanswered
@@ -86,6 +94,7 @@ CONFIG_FAULTS = frozenset(
         FailureKind.WRONG_TOOL,
         FailureKind.LOOP,
         FailureKind.WRONG_TOPOLOGY,
+        FailureKind.CONTEXT_LENGTH,
     }
 )
 

@@ -48,6 +48,7 @@ from watchdog.plugs.base import Plug
 from watchdog.policy import Decision, evaluate
 from watchdog.store import PersistedState, Store
 from watchdog.suite import ProbeSuite
+from watchdog.versions import VersionWatch
 
 log = logging.getLogger("watchdog.engine")
 
@@ -80,6 +81,7 @@ class Engine(Actions):
         self.state_dir = state_dir
         self.clock = clock
         self.on_event = on_event
+        self.versions = VersionWatch()
         self.fleet: FleetState | None = None
         self.persisted = PersistedState()
         self.last_tick = clock()
@@ -288,6 +290,8 @@ class Engine(Actions):
             if kind is ProbeKind.TOOL_CALL:
                 self._tool_calls.discard(cluster)
         for result in results:
+            if (changed := self.versions.note(cluster, result)) is not None:
+                log.info(changed)
             self._observed(result, cluster=cluster, evaluate=False)
         self._evaluate()
 

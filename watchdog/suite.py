@@ -8,6 +8,8 @@ themselves neither retry nor choose their own deadline.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import psutil
 
@@ -15,6 +17,7 @@ from watchdog.config import Cluster, Config, Node, Witness
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes.http import make_client, probe_health, probe_models
 from watchdog.probes.ping import probe_ping
+from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.tcp import probe_tcp
 from watchdog.probes.toolcall import check_topology, probe_round_trip, probe_tool_call
@@ -26,6 +29,7 @@ class ProbeSuite:
     def __init__(self, cfg: Config, client: httpx.AsyncClient | None = None) -> None:
         self.cfg = cfg
         self.client = client or make_client()
+        self.progress = ProgressTracker()  # the previous /metrics sample per cluster
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -47,13 +51,24 @@ class ProbeSuite:
         return await probe_tcp(w.host, w.port, timeout=w.timeout, target=target)
 
     async def endpoint(self, cluster: Cluster, kind: ProbeKind) -> list[ProbeResult]:
-        """One endpoint job: health, models, or the tool-call chain (4b–4d + topology)."""
+        """One endpoint job: health, models, progress, or the tool-call chain (4b–4d + topology)."""
         ep = cluster.endpoint
         target = f"cluster {cluster.name}"
         if kind is ProbeKind.HEALTH:
             return [await probe_health(self.client, ep, timeout=ep.health.timeout, target=target)]
         if kind is ProbeKind.MODELS:
             return [await probe_models(self.client, ep, timeout=ep.models.timeout, target=target)]
+        if kind is ProbeKind.PROGRESS:
+            return [
+                await probe_progress(
+                    self.client,
+                    ep,
+                    self.progress,
+                    timeout=ep.progress.timeout,
+                    target=target,
+                    now=time.monotonic(),
+                )
+            ]
         if kind is not ProbeKind.TOOL_CALL:
             raise ValueError(f"not an endpoint job: {kind}")
         call = await probe_tool_call(self.client, ep, timeout=ep.tool_call.timeout, target=target)
@@ -95,5 +110,6 @@ class ProbeSuite:
             (ProbeKind.HEALTH, ep.health),
             (ProbeKind.MODELS, ep.models),
             (ProbeKind.TOOL_CALL, ep.tool_call),
+            (ProbeKind.PROGRESS, ep.progress),
         ]
         return [(k, t.interval) for k, t in jobs if t.enabled]

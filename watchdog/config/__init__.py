@@ -25,7 +25,7 @@ from watchdog.config.alerts import (
     WebhookChannel,
 )
 from watchdog.config.durations import Duration, PositiveDuration, format_duration, parse_duration
-from watchdog.config.endpoint import Endpoint, ProbeTiming, Sampling
+from watchdog.config.endpoint import Endpoint, ProbeTiming, ProgressProbe, Sampling
 from watchdog.config.errors import README
 from watchdog.config.load import load_config, parse_config
 from watchdog.config.nodes import Cluster, Node, Ping, Plug, PlugEncryption, PlugType, Ssh
@@ -52,6 +52,7 @@ __all__ = [
     "Policy",
     "PositiveDuration",
     "ProbeTiming",
+    "ProgressProbe",
     "Sampling",
     "SecretContext",
     "SecretSource",

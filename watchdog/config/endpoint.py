@@ -22,6 +22,12 @@ class ProbeTiming(_Strict):
         return self
 
 
+class ProgressProbe(ProbeTiming):
+    """The engine-progress probe (``GET /metrics``): stalled after ``stall_after`` still."""
+
+    stall_after: PositiveDuration = 120.0
+
+
 class Sampling(_Strict):
     """The model card's sampling (Nemotron: temperature 1.0, top_p 0.95)."""
 
@@ -51,6 +57,7 @@ class Endpoint(_Strict):
     health: ProbeTiming = ProbeTiming()
     models: ProbeTiming = Field(default_factory=_models_default)
     tool_call: ProbeTiming = Field(default_factory=_tool_call_default)
+    progress: ProgressProbe = ProgressProbe()
     round_trip: bool = True
     max_response_bytes: int = Field(1_048_576, ge=1024)
 

@@ -5,11 +5,12 @@ its "Gotchas" table: :func:`classify_tool_call` (4b/4c), :func:`classify_round_t
 :func:`chat_fault` for non-200 answers. No I/O: each takes what the server sent and returns a
 healthy ``(detail, data)`` or raises/returns a :class:`~watchdog.probes._faults.Fault`.
 
-Reasoning-leak rule (documented because models differ): a tool-call answer leaks when a
-think-tag (``<think``, ``</think``) appears in ``content`` or in the arguments, or when
-``content`` holds text next to the tool calls while neither ``reasoning`` nor
-``reasoning_content`` holds any — the chain of thought went to the wrong field. Text in
-``content`` next to a populated reasoning field is a model's preamble and tolerated.
+Reasoning-leak rule (documented because models differ): a tool parser puts whatever the model
+wrote before the call into ``content``, so prose beside a valid call is normal. A tool-call
+answer leaks when the call's ``arguments`` hold reasoning — a reasoning marker (``<think>``,
+``[THINK]``, a harmony analysis channel) or prose wrapped around the JSON object — or when
+``content`` holds a reasoning marker while the message has no reasoning text in ``reasoning``
+or ``reasoning_content`` (the chain of thought went to the wrong field: no reasoning parser).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from watchdog.probes._faults import Fault, Reply, one_line, status_fault
 
 CHAT = "/v1/chat/completions"
 TOOL_NAME = "get_weather"
-_THINK_TAGS = ("<think", "</think")
+# Lower-case markers models put around their chain of thought (DeepSeek/Qwen/Nemotron,
+# Mistral's [THINK], gpt-oss's harmony channels).
+_THINK_MARKERS = ("<think", "</think", "[think]", "[/think]", "<|channel|>analysis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,21 @@ def _text(value: object) -> str:
 
 def _thinks(text: str) -> bool:
     low = text.lower()
-    return any(tag in low for tag in _THINK_TAGS)
+    return any(tag in low for tag in _THINK_MARKERS)
+
+
+def _leaks(seen: _Seen) -> bool:
+    """Reasoning markers in ``content`` while no reasoning field holds the reasoning."""
+    return _thinks(seen.content) and not seen.reasoning.strip()
+
+
+def _wrapped_json(arguments: str) -> bool:
+    """Prose around a JSON object in the arguments: the model's reasoning leaked into them."""
+    start, end = arguments.find("{"), arguments.rfind("}")
+    if start < 0 or end < start:
+        return False
+    outside = (arguments[:start] + arguments[end + 1 :]).strip()
+    return bool(outside) and _json_object(arguments[start : end + 1]) is not None
 
 
 def _read(payload: object) -> _Seen:
@@ -86,7 +103,7 @@ def classify_tool_call(payload: object) -> tuple[str, dict[str, str]]:
         raise _truncated(seen)
     said = one_line(seen.content) or "no content"
     if not seen.calls:
-        kind = FailureKind.REASONING_LEAK if _thinks(seen.content) else FailureKind.NO_TOOL_CALL
+        kind = FailureKind.REASONING_LEAK if _leaks(seen) else FailureKind.NO_TOOL_CALL
         raise _fail(seen, kind, f"no tool_calls (finish_reason {seen.finish!r}); {said}")
     call = seen.calls[0]
     function = call.get("function") if isinstance(call, dict) else None
@@ -95,9 +112,11 @@ def classify_tool_call(payload: object) -> tuple[str, dict[str, str]]:
     name, arguments = function.get("name"), function.get("arguments")
     args_text = _text(arguments)
     if _thinks(args_text):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"think-tag in arguments: {args_text}")
-    if _thinks(seen.content) or (seen.content.strip() and not seen.reasoning):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"reasoning in content: {said}")
+        raise _fail(seen, FailureKind.REASONING_LEAK, f"reasoning marker in arguments: {args_text}")
+    if _wrapped_json(args_text):
+        raise _fail(seen, FailureKind.REASONING_LEAK, f"text around the arguments: {args_text}")
+    if _leaks(seen):
+        raise _fail(seen, FailureKind.REASONING_LEAK, f"reasoning marker in content: {said}")
     if name != TOOL_NAME:
         raise _fail(seen, FailureKind.WRONG_TOOL, f"called {name!r} instead of {TOOL_NAME!r}")
     if _json_object(arguments) is None:
@@ -136,8 +155,8 @@ def classify_round_trip(payload: object) -> tuple[str, dict[str, str]]:
         name = fn.get("name") if isinstance(fn, dict) else None
         raise _fail(seen, FailureKind.LOOP, f"called {name!r} again instead of answering")
     answer = one_line(seen.content)
-    if _thinks(seen.content):
-        raise _fail(seen, FailureKind.REASONING_LEAK, f"think-tag in the answer: {answer}")
+    if _leaks(seen):
+        raise _fail(seen, FailureKind.REASONING_LEAK, f"reasoning marker in the answer: {answer}")
     if seen.finish != "stop" or not answer:
         raise _fail(
             seen,
@@ -159,6 +178,12 @@ def chat_fault(reply: Reply, ep: Endpoint) -> Fault:
         s in low for s in ("--enable-auto-tool-choice", "tool choice", "tool_choice")
     ):
         return Fault(FailureKind.TOOL_CHOICE_DISABLED, f"HTTP 400: {message}")
+    # 0.10: "maximum context length is N tokens"; 0.33: "max_tokens=N cannot be greater than
+    # max_model_len=M".
+    if reply.status == 400 and (
+        "maximum context length" in low or ("max_tokens" in low and "max_model_len" in low)
+    ):
+        return Fault(FailureKind.CONTEXT_LENGTH, f"HTTP 400: {message}")
     if reply.status == 404 and "model" in low and ("does not exist" in low or "not found" in low):
         return Fault(
             FailureKind.MODEL_MISSING,

@@ -64,6 +64,16 @@ class Reply:
                 FailureKind.BAD_RESPONSE, f"HTTP {self.status} body is not JSON: {self.text()}"
             ) from None
 
+    def error_type(self) -> str:
+        """The error's ``type`` (``InternalServerError``…) in vLLM's flat or nested shape."""
+        try:
+            payload = json.loads(self.body)
+        except ValueError:
+            return ""
+        err = payload.get("error", payload) if isinstance(payload, dict) else None
+        kind = err.get("type") if isinstance(err, dict) else None
+        return kind if isinstance(kind, str) else ""
+
     def error_text(self) -> str:
         """The server's error message in any of the shapes vLLM and proxies use."""
         try:
@@ -131,8 +141,16 @@ def translate(exc: httpx.HTTPError, what: str) -> Fault:
     return Fault(FailureKind.PROBE_ERROR, f"{type(exc).__name__} ({what}): {one_line(str(exc))}")
 
 
+# What vLLM's 5xx bodies say (reference: vLLM 0.10 to 0.33): engine death, a full queue,
+# elastic scaling, and one failed generation are four different fixes.
+_DEAD_TEXTS = ("enginedeaderror", "enginecore encountered")
+_DEAD_500 = "the server had an error while processing your request"  # >= 0.3x EngineDeadError
+_BUSY_TEXTS = ("currently busy", "cannot accept new requests")
+_SCALING_TEXTS = ("currently scaling",)
+
+
 def status_fault(reply: Reply, what: str) -> Fault:
-    """The generic classification of a non-success status."""
+    """The generic classification of a non-success status (``what`` is the path asked)."""
     if reply.status in (401, 403):
         return Fault(FailureKind.AUTH, f"HTTP {reply.status} on {what}: {reply.error_text()}")
     detail = f"HTTP {reply.status} on {what}"
@@ -142,8 +160,32 @@ def status_fault(reply: Reply, what: str) -> Fault:
             f"{detail}: redirect (not followed)",
             "the server redirects: set base_url to the final address (redirects are not followed)",
         )
-    if reply.status == 503:
-        detail += " (engine dead or not ready)"
-    if reply.body:
-        detail += f": {reply.error_text()}"
-    return Fault(FailureKind.HTTP_STATUS, detail)
+    said = reply.error_text() if reply.body.strip() else ""
+    low = said.lower()
+    if said:
+        detail += f": {said}"
+    kind = _server_fault(reply, what, low)
+    if kind is FailureKind.ENGINE_DEAD and not said:
+        detail += " (empty body: the engine core is dead)"
+    elif kind is FailureKind.HTTP_STATUS and reply.status == 503:
+        detail += " (busy, scaling or engine dead)"
+    return Fault(kind, detail)
+
+
+def _server_fault(reply: Reply, what: str, low: str) -> FailureKind:
+    status = reply.status
+    if status == 503 and any(t in low for t in _BUSY_TEXTS):
+        return FailureKind.ENGINE_BUSY
+    if status == 503 and any(t in low for t in _SCALING_TEXTS):
+        return FailureKind.SCALING
+    if status in (500, 503) and any(t in low for t in _DEAD_TEXTS):
+        return FailureKind.ENGINE_DEAD
+    # vLLM's /health says only "dead": 500 (0.10) or 503 (>= 0.20), both with an empty body.
+    if what == "/health" and status in (500, 503) and not low:
+        return FailureKind.ENGINE_DEAD
+    if status == 500:
+        if not low or _DEAD_500 in low:  # 0.10 answers a dead engine's chat with an empty 500
+            return FailureKind.ENGINE_DEAD
+        if reply.error_type() == "InternalServerError":  # vLLM's JSON, not a proxy's page
+            return FailureKind.GENERATION_ERROR
+    return FailureKind.HTTP_STATUS

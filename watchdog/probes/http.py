@@ -17,6 +17,7 @@ from watchdog.config import Endpoint
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
 
+_VERSION_CHARS = 64  # "0.10.1.1+cu128" and the like; more is not a version
 _SHOWN_MODELS = 5  # enough to spot the right id, short enough for one line
 
 
@@ -47,13 +48,20 @@ async def probe_health(
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
     target: str,
 ) -> ProbeResult:
-    """``GET {base}/health`` answers 200 (the body is not read: vLLM sends none)."""
+    """``GET {base}/health`` answers 200; then ``GET /version`` says which vLLM runs.
+
+    vLLM sends no body with a healthy 200, but a dead engine's 500/503 is read (it is empty
+    in vLLM, a proxy may explain itself). Neither request needs the key. A missing or odd
+    ``/version`` never fails the probe: the version is then ``unknown``.
+    """
 
     async def body(ex: Exchange) -> tuple[str, Mapping[str, str]]:
-        reply = await ex.request("GET", "/health", auth=False, read_body=False)
+        reply = await ex.request("GET", "/health", auth=False)
         if reply.status != 200:
             raise status_fault(reply, "/health")
-        return "HTTP 200", {}
+        ex.step = "version"
+        version = await _version(ex)
+        return f"HTTP 200, vLLM {version}", {"version": version}
 
     return await run_probe(ProbeKind.HEALTH, client, ep, timeout=timeout, target=target, body=body)
 
@@ -86,6 +94,20 @@ async def probe_models(
         return f"serves {ep.model}", {"models": listed}
 
     return await run_probe(ProbeKind.MODELS, client, ep, timeout=timeout, target=target, body=body)
+
+
+async def _version(ex: Exchange) -> str:
+    """``GET /version`` -> ``{"version": "0.10.0"}``; ``unknown`` when it says anything else."""
+    try:
+        reply = await ex.request("GET", "/version", auth=False)
+        payload = reply.json() if reply.status == 200 else None
+    except Fault:
+        return "unknown"
+    version = payload.get("version") if isinstance(payload, dict) else None
+    if not isinstance(version, str):
+        return "unknown"
+    shown = "".join(c for c in version if c.isprintable() and not c.isspace())[:_VERSION_CHARS]
+    return shown or "unknown"
 
 
 def served_ids(payload: object) -> list[str]:

@@ -10,6 +10,7 @@ This module owns the requests, the probes that send them, and the topology check
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,18 +170,30 @@ async def probe_round_trip(
     )
 
 
+_TP_TAG = re.compile(r"(?:^|-)(tp\d+)(?:-|$)")
+UNVERIFIABLE = (
+    "for a verifiable one run vLLM >= 0.21 with --fingerprint-mode full (the default there)"
+)
+
+
 def check_topology(tool_call: ProbeResult, ep: Endpoint, *, target: str) -> ProbeResult:
     """``system_fingerprint`` of the tool call carries ``ep.expect_fingerprint`` (e.g. ``tp2``).
 
-    Pure. A tool call that failed before any completion was read leaves the topology unknown
-    (PROBE_ERROR); one that read a completion but failed its own checks still carries a
-    fingerprint (in ``data``), which is judged.
+    Pure. vLLM before 0.21 sends a null fingerprint; from 0.21 it reads
+    ``vllm-<version>-tp<N>-<hash8>``, without the ``tp`` tag at TP=1 or with
+    ``--fingerprint-mode hash``. So only a *present* parallelism tag that differs is
+    WRONG_TOPOLOGY; a null or tag-less fingerprint leaves the topology unknown — a passing
+    result whose detail says so, never a failure. A tool call that failed before any completion
+    was read leaves it unknown too (PROBE_ERROR, dropped by the suite); one that read a
+    completion but failed its own checks still carries a fingerprint (in ``data``), which is
+    judged.
     """
     tag = ep.expect_fingerprint
 
     def result(failure: FailureKind | None, detail: str, hint: str = "") -> ProbeResult:
+        data = {"fingerprint": tool_call.data.get("fingerprint", "")}
         return ProbeResult(
-            ProbeKind.TOPOLOGY, target, failure, 0.0, detail, hint or hint_for(failure)
+            ProbeKind.TOPOLOGY, target, failure, 0.0, detail, hint or hint_for(failure), data
         )
 
     if tag is None:
@@ -194,9 +207,23 @@ def check_topology(tool_call: ProbeResult, ep: Endpoint, *, target: str) -> Prob
     fingerprint = tool_call.data["fingerprint"]
     if not fingerprint:
         return result(
-            FailureKind.WRONG_TOPOLOGY,
-            f"the response carries no system_fingerprint; expected {tag!r}",
+            None,
+            f"unknown: the server sends no system_fingerprint (vLLM < 0.21, or "
+            f"--fingerprint-mode none); cannot verify {tag!r}; {UNVERIFIABLE}",
         )
     if tag in fingerprint:
         return result(None, f"fingerprint {fingerprint} carries {tag!r}")
-    return result(FailureKind.WRONG_TOPOLOGY, f"fingerprint {fingerprint} lacks {tag!r}")
+    wanted_tp = _TP_TAG.search(tag)
+    found_tp = _TP_TAG.search(fingerprint)
+    if found_tp is None:
+        return result(
+            None,
+            f"unknown: fingerprint {fingerprint} has no tp tag (TP=1 or --fingerprint-mode "
+            f"hash); cannot verify {tag!r}; {UNVERIFIABLE}",
+        )
+    if wanted_tp is None:  # a non-topology expectation: plain substring
+        return result(FailureKind.WRONG_TOPOLOGY, f"fingerprint {fingerprint} lacks {tag!r}")
+    return result(
+        FailureKind.WRONG_TOPOLOGY,
+        f"fingerprint {fingerprint} says {found_tp.group(1)}, expected {tag!r}",
+    )

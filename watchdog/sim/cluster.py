@@ -30,7 +30,7 @@ import yaml
 
 from watchdog.sim.banner import BannerMode, BannerServer
 from watchdog.sim.kasa import KasaEmulator, PlugFault, PowerEvent
-from watchdog.sim.vllm import FakeVllm, VllmMode
+from watchdog.sim.vllm import NEWEST, FakeVllm, VllmMode
 
 _LOG = logging.getLogger("watchdog.sim.cluster")
 ENDPOINT = "endpoint"  # the "node" of cluster-wide events in SimCluster.events
@@ -117,6 +117,7 @@ class SimCluster:
         topology_tag: str = "tp2",
         shared_strip: bool = False,
         name: str = "sim",
+        vllm_version: str = NEWEST,
     ) -> None:
         if not nodes:
             raise ValueError("a cluster needs at least one node")
@@ -124,7 +125,14 @@ class SimCluster:
         self.model = model
         self.topology_tag = topology_tag
         self.timings = timings or SimTimings()
-        self.vllm = FakeVllm(host, 0, model=model, api_key=api_key, topology_tag=topology_tag)
+        self.vllm = FakeVllm(
+            host,
+            0,
+            model=model,
+            api_key=api_key,
+            topology_tag=topology_tag,
+            vllm_version=vllm_version,
+        )
         self._has_key = api_key is not None  # the key itself is kept only by FakeVllm
         self.events: list[tuple[float, str, str]] = []
         self.on_event: Callable[[float, str, str], None] | None = None

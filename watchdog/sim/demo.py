@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from watchdog.sim.scenarios import SCENARIOS, Scenario, run_scenario
+from watchdog.sim.vllm_profiles import NEWEST, profile_for
 
 _COLOURS = {"world": "\033[33m", "watchdog": "\033[36m", "on-call": "\033[35m"}
 _RESET = "\033[0m"
@@ -65,6 +66,7 @@ def run_demo(
     speed: float = 1.0,
     list_only: bool = False,
     out: TextIO = sys.stdout,
+    vllm_version: str = NEWEST,
 ) -> int:
     if list_only:
         list_scenarios(out)
@@ -77,11 +79,17 @@ def run_demo(
     if not 0.25 <= speed <= 4:
         print("--speed must be between 0.25 and 4", file=sys.stderr)
         return 2
+    try:
+        spoken = profile_for(vllm_version).version
+    except ValueError as exc:
+        print(f"--vllm-version: {exc}", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="cluster-watchdog-demo-"))
     narrator = Narrator(out, colour=out.isatty())
     print(f"cluster-watchdog demo — {_describe(sc)}", file=out)
     print(
-        "  A simulated 2-node cluster (spark-1, spark-2: vLLM serving nvidia/nemotron-3-super "
+        f"  A simulated 2-node cluster (spark-1, spark-2: vLLM {spoken} serving "
+        "nvidia/nemotron-3-super "
         "with TP=2,\n  each node with an sshd and a Kasa smart plug) runs on 127.0.0.1, "
         "watched by the real daemon\n  with compressed timings (probes every "
         f"{1 / speed:g}s, 3 failures held {2 / speed:g}s, power off for {2 / speed:g}s).\n",
@@ -93,7 +101,7 @@ def run_demo(
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        outcome, problems = asyncio.run(_main(sc, workdir, speed, narrator))
+        outcome, problems = asyncio.run(_main(sc, workdir, speed, narrator, vllm_version))
     except KeyboardInterrupt:
         print("\ninterrupted: everything is stopped, nothing is left running", file=out)
         return 130
@@ -116,7 +124,9 @@ def run_demo(
     return 0
 
 
-async def _main(sc: Scenario, workdir: Path, speed: float, narrator: Narrator) -> tuple:  # type: ignore[type-arg]
+async def _main(
+    sc: Scenario, workdir: Path, speed: float, narrator: Narrator, vllm_version: str
+) -> tuple:  # type: ignore[type-arg]
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     # Ctrl-C cancels the run; the harness's async-with stops every server and the daemon.
@@ -131,6 +141,7 @@ async def _main(sc: Scenario, workdir: Path, speed: float, narrator: Narrator) -
             narrate=narrator.say,
             daemon_logging=False,
             on_alert=_alert_line(narrator),
+            vllm_version=vllm_version,
         )
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None

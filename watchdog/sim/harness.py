@@ -29,6 +29,7 @@ from watchdog.model import NodeClass
 from watchdog.sim.cluster import SimCluster, SimTimings
 from watchdog.sim.kasa import PowerEvent
 from watchdog.sim.receiver import AlertReceiver
+from watchdog.sim.vllm_profiles import NEWEST
 from watchdog.sim.witness import WitnessServer
 from watchdog.status import read_status
 
@@ -94,6 +95,7 @@ class Harness:
         narrate: Callable[[str, str], None] | None = None,
         subprocess_daemon: bool = False,
         daemon_logging: bool = True,
+        vllm_version: str = NEWEST,
     ) -> None:
         self.workdir = workdir
         self.speed = speed
@@ -107,6 +109,7 @@ class Harness:
                 load_delay=self.t.load_delay,
                 slow_factor=self.t.slow_factor,
             ),
+            vllm_version=vllm_version,
         )
         self.rx = AlertReceiver()
         self.witness = WitnessServer()

@@ -30,7 +30,7 @@ from watchdog.sim.expect import (
 )
 from watchdog.sim.harness import Harness, Outcome, Timings
 from watchdog.sim.scripts import CLUSTER, A, Script
-from watchdog.sim.vllm import VllmMode
+from watchdog.sim.vllm import NEWEST, VllmMode
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,7 @@ async def run_scenario(
     narrate: Callable[[str, str], None] | None = None,
     daemon_logging: bool = True,
     on_alert: Callable[[dict[str, Any]], None] | None = None,
+    vllm_version: str = NEWEST,
 ) -> tuple[Outcome, list[str]]:
     """Run one scenario; return what happened and what did not go as expected."""
     async with Harness(
@@ -268,6 +269,7 @@ async def run_scenario(
         narrate=narrate,
         subprocess_daemon=sc.subprocess_daemon,
         daemon_logging=daemon_logging,
+        vllm_version=vllm_version,
     ) as h:
         watcher = asyncio.create_task(_watch_alerts(h, on_alert)) if on_alert else None
         try:

@@ -16,23 +16,35 @@ from pathlib import Path
 import yaml
 
 from watchdog.sim.cluster import SimCluster, SimNodeSpec
+from watchdog.sim.vllm_profiles import NEWEST, profile_for
 
 
-def run_sim(*, nodes: int = 2, host: str = "127.0.0.1", output: Path | None = None) -> int:
+def run_sim(
+    *,
+    nodes: int = 2,
+    host: str = "127.0.0.1",
+    output: Path | None = None,
+    vllm_version: str = NEWEST,
+) -> int:
     if not host.startswith("127."):
         print("the simulated cluster listens on loopback only (127.0.0.0/8)", file=sys.stderr)
         return 2
     if not 1 <= nodes <= 8:
         print("--nodes must be between 1 and 8", file=sys.stderr)
         return 2
+    try:
+        profile_for(vllm_version)
+    except ValueError as exc:
+        print(f"--vllm-version: {exc}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(nodes, host, output))
+        asyncio.run(_serve(nodes, host, output, vllm_version))
     return 0
 
 
-async def _serve(nodes: int, host: str, output: Path | None) -> None:
+async def _serve(nodes: int, host: str, output: Path | None, vllm_version: str) -> None:
     specs = [SimNodeSpec(f"spark-{i + 1}", ssh_host=host) for i in range(nodes)]
-    sim = SimCluster(specs, host=host)
+    sim = SimCluster(specs, host=host, vllm_version=vllm_version)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

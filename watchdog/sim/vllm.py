@@ -5,6 +5,11 @@ connections and the timing of each fault mode. What it answers in each mode — 
 vLLM-shaped bodies — is :class:`watchdog.sim.vllm_replies.VllmReplies`, which this builds on;
 the HTTP framing is :mod:`watchdog.sim._httpserver`.
 
+It speaks one vLLM version (``vllm_version``, default the newest profile; see
+:mod:`watchdog.sim.vllm_profiles`). ENGINE_DEAD behaves like vLLM: the dead engine's answers
+for ``dead_exit_after`` seconds, then the process exits and the port refuses (None: it stays up,
+as with ``VLLM_KEEP_ALIVE_ON_ENGINE_DEATH``).
+
 Plain asyncio streams, one request per connection (``Connection: close``): small, and it lets a
 mode close the listening socket (model loading: refused) and re-open it on the same port, hang a
 request forever, or stream a body without end — things a framework makes awkward. Hung
@@ -19,9 +24,10 @@ from types import TracebackType
 from typing import Any
 
 from watchdog.sim._httpserver import _head, _read_request, _Request
+from watchdog.sim.vllm_profiles import NEWEST, PROFILES, VllmProfile, profile_for
 from watchdog.sim.vllm_replies import ANSWER, CHAT, VllmMode, VllmReplies
 
-__all__ = ["ANSWER", "CHAT", "HUGE_BYTES", "FakeVllm", "VllmMode"]
+__all__ = ["ANSWER", "CHAT", "HUGE_BYTES", "NEWEST", "PROFILES", "FakeVllm", "VllmMode"]
 
 HUGE_BYTES = 64 * 1024 * 1024
 
@@ -37,15 +43,22 @@ class FakeVllm(VllmReplies):
         model: str = "nvidia/nemotron-3-super",
         api_key: str | None = None,
         topology_tag: str = "tp2",
-        reasoning_field: str = "reasoning",
+        vllm_version: str | VllmProfile = NEWEST,
+        reasoning_field: str | None = None,
         slow_delay: float = 2.0,
+        dead_exit_after: float | None = 5.0,
     ) -> None:
+        profile = vllm_version if isinstance(vllm_version, VllmProfile) else None
         super().__init__(
             model=model,
             api_key=api_key,
             topology_tag=topology_tag,
+            profile=profile or profile_for(str(vllm_version)),
             reasoning_field=reasoning_field,
         )
+        self.dead_exit_after = dead_exit_after
+        self._exit: asyncio.TimerHandle | None = None
+        self.exited = False  # ENGINE_DEAD: the process has exited, the port refuses
         self._host = host
         self._port = port
         self.slow_delay = slow_delay
@@ -85,6 +98,9 @@ class FakeVllm(VllmReplies):
     async def stop(self) -> None:
         """Close the port and end every connection, hung ones included, within a second."""
         self._release.set()  # hung and slow handlers return
+        if self._exit is not None:
+            self._exit.cancel()
+            self._exit = None
         self._unlisten()
         self._started = False
         for writer in self._conns.values():
@@ -96,15 +112,35 @@ class FakeVllm(VllmReplies):
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
+    def set_version(self, vllm_version: str) -> None:
+        """Speak like another vLLM version from the next request on (as after an upgrade)."""
+        self.profile = profile_for(vllm_version)
+        self._reasoning_field = self.profile.reasoning_field
+
     async def set_mode(self, mode: VllmMode) -> None:
-        """Switch behaviour; LOADING closes the port, any other mode re-opens the same port."""
+        """Switch behaviour; LOADING closes the port, any other mode re-opens the same port.
+
+        ENGINE_DEAD closes it ``dead_exit_after`` seconds later: the process has exited.
+        """
         self._mode = VllmMode(mode)
+        if self._exit is not None:
+            self._exit.cancel()
+            self._exit = None
+        self.exited = False
         if not self._started:
             return
         if self._mode is VllmMode.LOADING:
             self._unlisten()
         elif self._server is None:
             await self._listen()
+        if self._mode is VllmMode.ENGINE_DEAD and self.dead_exit_after is not None:
+            loop = asyncio.get_running_loop()
+            self._exit = loop.call_later(self.dead_exit_after, self._exited)
+
+    def _exited(self) -> None:
+        self._exit = None
+        self.exited = True
+        self._unlisten()
 
     async def __aenter__(self) -> FakeVllm:
         await self.start()
@@ -166,6 +202,16 @@ class FakeVllm(VllmReplies):
                     waiter.cancel()
 
     async def _handle(
+        self, req: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        chat = req.path == CHAT
+        self.in_flight += chat
+        try:
+            await self._answer(req, reader, writer)
+        finally:
+            self.in_flight -= chat
+
+    async def _answer(
         self, req: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         mode = self._mode

@@ -1,0 +1,190 @@
+"""The engine-progress probe: ``GET /metrics`` (no key), is the engine generating? (adapter layer).
+
+``/health`` stays 200 while a stuck engine produces nothing (for 17 hours in one field report),
+and only a completion proves serving — at the price of a generation. vLLM's own Prometheus
+metrics tell it for free: requests in the running batch while the generation-token counter
+does not move means the engine is stalled.
+
+The metric names are the same in every vLLM this speaks (v1 engine,
+``vllm/v1/metrics/loggers.py``: 0.10.0 lines 188 and 285, 0.20.0 lines 452 and 663, 0.33.0
+lines 528 and 799): the gauge ``vllm:num_requests_running`` and the counter
+``vllm:generation_tokens`` (exposed as ``vllm:generation_tokens_total``), both labelled per
+``model_name`` and ``engine``; samples are summed over the labels (data-parallel engines).
+
+Owns: :func:`parse_sample` (the body, bounded by the exchange and cut down to the few lines
+needed — at most :data:`MAX_LINES` — before prometheus-client's text parser sees it, so parsing
+stays cheap; the probe runs it in a worker thread all the same), :func:`judge_progress` (pure;
+time is an argument) and :class:`ProgressTracker`, the previous sample per cluster that the
+judgement needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from watchdog.config import Endpoint
+from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
+
+RUNNING = "vllm:num_requests_running"
+GENERATED = "vllm:generation_tokens"  # a counter: its sample is GENERATED + "_total"
+_WANTED = frozenset({RUNNING, GENERATED, GENERATED + "_total"})
+_COMMENTS = (b"# HELP ", b"# TYPE ")
+# One sample per engine and model, plus HELP/TYPE: a few lines in any real deployment. The cap
+# bounds the parser's CPU on the event loop (about 30 µs a line) whatever the page says.
+MAX_LINES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of /metrics: requests in the running batch, tokens generated so far."""
+
+    running: float
+    generated: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the judgement remembers: the counter, and since when it has not moved."""
+
+    generated: float
+    since: float  # last time the counter moved or the engine had nothing running
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    stalled: bool
+    still_for: float  # seconds the counter has not moved with requests running (0 if moving)
+    state: Progress
+
+
+def judge_progress(
+    previous: Progress | None, sample: Sample, now: float, stall_after: float
+) -> Verdict:
+    """Stalled: requests running and the counter unchanged for ``stall_after`` seconds.
+
+    Pure. An idle engine (nothing running) is never stalled; a counter that went down (the
+    server restarted) counts as moving. The still time is measured from the last sample at
+    which the engine was known to make progress or be idle.
+    """
+    moved = previous is None or sample.generated != previous.generated
+    if moved or sample.running <= 0 or previous is None:
+        return Verdict(False, 0.0, Progress(sample.generated, now))
+    still = now - previous.since
+    return Verdict(still >= stall_after, still, previous)
+
+
+def _wanted_lines(body: bytes) -> str:
+    """The HELP/TYPE and sample lines of the two metrics, nothing else (bounded parse input).
+
+    Raises :class:`Fault` BAD_RESPONSE beyond :data:`MAX_LINES` of them.
+    """
+    keep: list[bytes] = []
+    for raw in body.splitlines():
+        line = raw.strip()
+        if line.startswith(_COMMENTS):
+            parts = line.split(None, 3)
+            name = parts[2] if len(parts) > 2 else b""
+        elif line.startswith(b"#") or not line:
+            continue
+        else:
+            name = line.split(b"{", 1)[0].split(None, 1)[0]
+        if name.decode("ascii", errors="replace") in _WANTED:
+            keep.append(line)
+            if len(keep) > MAX_LINES:
+                raise Fault(
+                    FailureKind.BAD_RESPONSE,
+                    f"/metrics has more than {MAX_LINES} lines of {RUNNING} and {GENERATED}",
+                )
+    return b"\n".join(keep).decode("utf-8", errors="replace") + "\n"
+
+
+def parse_sample(body: bytes) -> Sample | None:
+    """The two values from a Prometheus text body; None when it lacks either metric.
+
+    Raises :class:`Fault` BAD_RESPONSE when the lines of those metrics do not parse.
+    """
+    # Imported here: ~80 ms that every CLI command would pay at start-up otherwise.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    running: float | None = None
+    generated: float | None = None
+    try:
+        for family in text_string_to_metric_families(_wanted_lines(body)):
+            for s in family.samples:
+                if s.name == RUNNING:
+                    running = (running or 0.0) + s.value
+                elif s.name == GENERATED + "_total":
+                    generated = (generated or 0.0) + s.value
+    except (ValueError, TypeError, IndexError) as exc:
+        raise Fault(
+            FailureKind.BAD_RESPONSE, f"/metrics is not Prometheus text: {type(exc).__name__}"
+        ) from None
+    if running is None or generated is None:
+        return None
+    return Sample(running, generated)
+
+
+class ProgressTracker:
+    """The previous sample per cluster, held by the probe adapter between runs."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Progress] = {}
+
+    def judge(self, cluster: str, sample: Sample, now: float, stall_after: float) -> Verdict:
+        verdict = judge_progress(self._seen.get(cluster), sample, now, stall_after)
+        self._seen[cluster] = verdict.state
+        return verdict
+
+    def forget(self, cluster: str) -> None:
+        self._seen.pop(cluster, None)
+
+
+async def probe_progress(
+    client: httpx.AsyncClient,
+    ep: Endpoint,
+    tracker: ProgressTracker,
+    *,
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    target: str,
+    now: float,
+) -> ProbeResult:
+    """``GET {base}/metrics``: ENGINE_STALLED when requests run and no token is generated."""
+    stall_after = ep.progress.stall_after
+
+    async def body(ex: Exchange) -> tuple[str, Mapping[str, str]]:
+        reply = await ex.request("GET", "/metrics", auth=False)
+        if reply.status == 404:
+            raise Fault(
+                FailureKind.HTTP_STATUS,
+                "HTTP 404 on /metrics",
+                "no /metrics here (a proxy forwarding only /v1?): expose it, or set "
+                "endpoint.progress.enabled: false",
+            )
+        if reply.status != 200:
+            raise status_fault(reply, "/metrics")
+        # Bounded (max_response_bytes, MAX_LINES) and still kept off the event loop.
+        sample = await asyncio.to_thread(parse_sample, reply.body)
+        if sample is None:
+            tracker.forget(target)
+            return f"unknown: /metrics lacks {RUNNING} or {GENERATED}_total", {}
+        verdict = tracker.judge(target, sample, now, stall_after)
+        data = {"running": f"{sample.running:g}", "generated": f"{sample.generated:g}"}
+        if verdict.stalled:
+            raise Fault(
+                FailureKind.ENGINE_STALLED,
+                f"{sample.running:g} requests running, generation tokens stuck at "
+                f"{sample.generated:g} for {verdict.still_for:.0f}s (stall_after "
+                f"{stall_after:g}s)",
+                data=data,
+            )
+        still = f", still for {verdict.still_for:.0f}s" if verdict.still_for else ""
+        return f"{sample.running:g} running, {sample.generated:g} tokens generated{still}", data
+
+    return await run_probe(
+        ProbeKind.PROGRESS, client, ep, timeout=timeout, target=target, body=body
+    )
