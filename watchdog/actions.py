@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog import control, lifecycle
+from watchdog import control, lifecycle, metrics
 from watchdog.config import Config
 from watchdog.evidence import FleetState
 from watchdog.journal import log_event
@@ -151,6 +151,7 @@ class Actions:
 
     def _power_done(self, action: PowerAction, outcome: CycleOutcome) -> None:
         node = action.node
+        metrics.power_done(node, action.kind, outcome.ok)
         touched = outcome.ok or outcome.failed_step is not CycleStep.CHECK
         self.fleet = lifecycle.power_finished(
             self.state,

@@ -28,6 +28,7 @@ from watchdog.alerts.heartbeat import Heartbeat
 from watchdog.config import Config, load_config
 from watchdog.errors import ConfigError
 from watchdog.journal import log_event, setup_logging
+from watchdog.metrics_server import MetricsServer, start_metrics
 from watchdog.model import AlertEvent, EventType, Severity
 from watchdog.notify import Notifier, watchdog_loop
 from watchdog.plugs.base import Plug
@@ -115,6 +116,7 @@ class Daemon:
         self.status_note = ""  # appended to STATUS= (e.g. a rejected reload)
         self.notifier = Notifier(self.env)
         self.engine: Engine | None = None
+        self.metrics: MetricsServer | None = None
         self.started = asyncio.Event()
 
     # flag-only handlers: the main loop does the work
@@ -165,6 +167,7 @@ class Daemon:
         await engine.start(loaded.state)
         if self.install_signals:
             self._install_signals()
+        self.metrics = await start_metrics(cfg, engine)
         heartbeat = asyncio.create_task(self._heartbeat(cfg, client, engine))
         pinger = asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
         self.notifier.ready(engine.summary())
@@ -197,6 +200,8 @@ class Daemon:
             log_event(log, EventType.STOPPING, "cluster-watchdog stopping", action="stop")
             for task in (heartbeat, pinger):
                 task.cancel()
+            if self.metrics is not None:
+                await self.metrics.stop()
             await engine.stop()
             await dispatcher.stop()
             for plug in engine.plugs.values():

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from watchdog import metrics
 from watchdog.alerts.base import Channel, DeliveryError
 from watchdog.model import AlertEvent, AlertStatus
 
@@ -177,6 +178,7 @@ class Dispatcher:
                     f"rate limited: {self._rate_limit} sends per {self._rate_window:g}s reached"
                 )
                 _log(logging.WARNING, name, event, f"not sent: {reason}")
+                metrics.page_failed(name, event)
                 self._report(name, event, reason)
                 continue
             lane.sends.append(now)
@@ -242,6 +244,7 @@ class Dispatcher:
                 problem, retryable, hint = f"unexpected {type(exc).__name__}", False, None
             else:
                 self.sent.append((name, event))
+                metrics.page_sent(name, event)
                 _log(logging.INFO, name, event, "delivered")
                 return
             attempt += 1
@@ -263,6 +266,7 @@ class Dispatcher:
 
     def _give_up(self, name: str, event: AlertEvent, reason: str) -> None:
         _log(logging.ERROR, name, event, f"given up: {reason}")
+        metrics.page_failed(name, event)
         self._report(name, event, f"given up: {reason}")
 
     def _report(self, name: str, event: AlertEvent, reason: str) -> None:
