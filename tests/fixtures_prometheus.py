@@ -49,7 +49,7 @@ class Server:
 
     def get(self, path: str, **params: Any) -> Any:
         r = httpx.get(f"{self.url}{path}", params=params, timeout=5)
-        r.raise_for_status()
+        assert r.status_code == 200, f"{path} {params}: HTTP {r.status_code}: {r.text[:500]}"
         return r.json()
 
     def output(self) -> str:
