@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
 from conftest import need
 
 PROMETHEUS = "/usr/bin/prometheus"

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from fixtures_prometheus import free_port, query, query_range
-from watchdog.model import NodeClass
+
 from watchdog.sim.harness import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -56,7 +55,7 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
         prom = prometheus([f"127.0.0.1:{port}"], scrape_interval="1s")
         await h.healthy()
         start = time.time()
-        cycles = "sum by (node) (cluster_watchdog_power_actions_total{kind=\"power_cycle\"})"
+        cycles = 'sum by (node) (cluster_watchdog_power_actions_total{kind="power_cycle"})'
 
         async def scraped_healthy() -> bool:
             got = await asyncio.to_thread(
@@ -89,7 +88,7 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
                 "0.5",
             )
             timelines[node] = class_timeline(series)
-        for node, timeline in timelines.items():
+        for timeline in timelines.values():
             seen = [c for c in timeline if c in ("healthy", "wedged", "booting")]
             assert seen[0] == "healthy" and seen[-1] == "healthy", timelines
             assert seen.count("booting") == 1, timelines

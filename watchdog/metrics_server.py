@@ -57,7 +57,7 @@ class MetricsServer:
             await self._runner.cleanup()
             self._runner = None
             raise
-        sockets = getattr(site._server, "sockets", None) or ()  # noqa: SLF001
+        sockets = getattr(site._server, "sockets", None) or ()
         if sockets:  # port 0 in tests: learn the one the kernel chose
             self.port = int(sockets[0].getsockname()[1])
         self._lag_task = asyncio.create_task(self._measure_lag(), name="metrics-loop-lag")
