@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog import control, lifecycle, metrics
+from watchdog import control, history, lifecycle, metrics
 from watchdog.config import Config
 from watchdog.evidence import FleetState
 from watchdog.journal import log_event
@@ -87,6 +87,7 @@ class Actions:
             action=f"alert_{event.status}",
             condition=event.condition.value,
         )
+        history.alert_raised(self.state_dir, event)
         self._submit_alert(event)
 
     def _log_transition(self, t: Transition) -> None:
@@ -165,6 +166,7 @@ class Actions:
         if not outcome.left_off:
             self.persisted = self.store.clear_intent(self._snapshot(), node)
         cluster = self.state.node(node).cluster
+        history.power_done(self.state_dir, action, outcome, cluster, self.clock())
         if outcome.ok:
             log_event(
                 log,

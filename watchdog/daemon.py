@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from watchdog import control
+from watchdog import control, history
 from watchdog.alerts.dispatch import Dispatcher
 from watchdog.alerts.factory import build_channels
 from watchdog.alerts.heartbeat import Heartbeat
@@ -231,6 +232,7 @@ class Daemon:
             retry_max=a.retry_max,
             retry_backoff=a.retry_backoff,
             on_delivery_failure=self._delivery_failed,
+            on_delivered=functools.partial(_page_delivered, cfg.state_path(self.env)),
         )
 
     def _delivery_failed(self, channel: str, event: AlertEvent, reason: str) -> None:
@@ -300,3 +302,7 @@ class Daemon:
         self.status_note = ""
         self.notifier.ready(engine.summary())
         return new, dispatcher
+
+
+def _page_delivered(state_dir: Path, channel: str, event: AlertEvent) -> None:
+    history.page_delivered(state_dir, channel, event, time.time())

@@ -40,6 +40,7 @@ log = logging.getLogger("watchdog.alerts")
 _MAX_BACKOFF = 600.0
 
 FailureHook = Callable[[str, AlertEvent, str], None]
+DeliveredHook = Callable[[str, AlertEvent], None]
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Dispatcher:
         retry_backoff: float,
         clock: Callable[[], float] = time.time,
         on_delivery_failure: FailureHook | None = None,
+        on_delivered: DeliveredHook | None = None,
     ) -> None:
         self._lanes = [_Lane(ch) for ch in channels]
         self._renotify = renotify
@@ -107,6 +109,7 @@ class Dispatcher:
         self._retry_backoff = retry_backoff
         self._clock = clock
         self._on_failure = on_delivery_failure
+        self._on_delivered = on_delivered
         self._open: dict[str, _Incident] = {}
         self.sent: list[tuple[str, AlertEvent]] = []
 
@@ -245,6 +248,8 @@ class Dispatcher:
             else:
                 self.sent.append((name, event))
                 metrics.page_sent(name, event)
+                if self._on_delivered is not None:
+                    self._on_delivered(name, event)
                 _log(logging.INFO, name, event, "delivered")
                 return
             attempt += 1
