@@ -10,7 +10,17 @@ counter series primed and every probe kind's histogram observed. Each of ``--scr
 scrapes is a real HTTP GET of ``/metrics`` (httpx, a fresh connection each time, as
 Prometheus does not keep one across its timeout): its wall time (p50, p95, max), the body
 size, and, measured apart in this process, the CPU time of rendering one exposition
-(``generate_latest``), which is what the daemon's event loop spends per scrape.
+(``generate_latest``), which the daemon spends per scrape in a worker thread.
+
+Then, live (skip with ``--no-live``): 1 and 50 simulated TP=2 clusters — 2 and 100 nodes,
+each with its sshd stand-in and Kasa plug emulator, one fake vLLM per pair — run in this
+process on 127.0.0.1, watched by the real ``cluster-watchdog run`` (a child process, dry run:
+plugs are read, never switched; the default intervals: ssh and health every 30 s, models
+every minute, tool call and plug validation every 5 min) with ``metrics.listen`` set. Once
+every node is healthy and 40 s more have passed (the start-up burst: every job runs at once
+at start), ``--live-scrapes`` scrapes one second apart: body size, wall time, the daemon's
+CPU seconds over the scraping window against an equal window without scrapes just before,
+and the daemon's own ``event_loop_lag_seconds`` (max seen).
 """
 
 from __future__ import annotations
@@ -18,10 +28,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
+import yaml
 from _common import kib, load, machine_facts, pct
 from bench_policy import T0, make_config, trouble_fleet
 from prometheus_client import generate_latest
@@ -31,8 +49,10 @@ from watchdog.config import Config
 from watchdog.evidence import FleetState
 from watchdog.metrics_server import MetricsServer, channel_names
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.sim.cluster import SimCluster, SimNodeSpec
 
 SIZES = (2, 100)
+SETTLE = 40.0  # seconds after every node is healthy before the live windows
 
 
 class EngineStandIn:
@@ -84,15 +104,109 @@ async def measure(nodes: int, scrapes: int) -> None:
     )
 
 
+# --------------------------------------------------------------------------- live
+def live_config(sims: list[SimCluster], state: Path, port: int) -> dict[str, Any]:
+    """The simulated clusters at the product's default intervals, dry run, metrics on."""
+    return {
+        "watchdog": {"state_dir": str(state), "dry_run": True, "interface": "lo"},
+        "metrics": {"listen": f"127.0.0.1:{port}"},
+        "clusters": [c for sim in sims for c in sim.config_clusters()],
+    }
+
+
+def _value(text: str, prefix: str) -> float:
+    lines = text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
+
+
+async def live(nodes: int, scrapes: int) -> None:
+    pairs = nodes // 2
+    sims = [
+        SimCluster([SimNodeSpec(f"n{2 * i:03d}"), SimNodeSpec(f"n{2 * i + 1:03d}")], name=f"c{i}")
+        for i in range(pairs)
+    ]
+    await asyncio.gather(*(sim.start() for sim in sims))
+    work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    cfg_path = work / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(live_config(sims, work / "state", port)))
+    with (work / "daemon.log").open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec only
+            [sys.executable, "-m", "watchdog", "run", "-c", str(cfg_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/metrics"
+    healthy = 'cluster_watchdog_node_class{class="healthy"'
+    try:
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, (work / "daemon.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the nodes never all became healthy"
+                try:
+                    text = (await client.get(url)).text
+                except httpx.HTTPError:
+                    text = ""
+                if _value(text, healthy) == nodes:
+                    break
+                if "--verbose" in sys.argv:
+                    print(
+                        f"  healthy {_value(text, healthy):.0f}/{nodes}; daemon CPU "
+                        f"{psutil.Process(proc.pid).cpu_percent(0.5):.0f} %, this process "
+                        f"{psutil.Process().cpu_percent(0.5):.0f} %"
+                    )
+                await asyncio.sleep(1)
+            await asyncio.sleep(SETTLE)  # past the start-up burst of every job at once
+            ps = psutil.Process(proc.pid)
+            window = float(scrapes)
+            quiet_start = sum(ps.cpu_times()[:2])
+            await asyncio.sleep(window)
+            quiet = sum(ps.cpu_times()[:2]) - quiet_start
+            walls, lags, size = [], [], 0
+            busy_start = sum(ps.cpu_times()[:2])
+            for _ in range(scrapes):
+                start = time.perf_counter()
+                r = await client.get(url, headers={"Connection": "close"})
+                walls.append(time.perf_counter() - start)
+                size = len(r.content)
+                lags.append(_value(r.text, "cluster_watchdog_event_loop_lag_seconds "))
+                await asyncio.sleep(max(0.0, 1.0 - walls[-1]))
+            busy = sum(ps.cpu_times()[:2]) - busy_start
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 60)
+        await asyncio.gather(*(sim.stop() for sim in sims))
+    print(
+        f"{nodes:4d} nodes live  body {kib(size):>10}  scrape wall p50 "
+        f"{pct(walls, 50) * 1e3:6.2f} ms  p95 {pct(walls, 95) * 1e3:6.2f} ms  "
+        f"max {max(walls) * 1e3:6.2f} ms\n"
+        f"                daemon CPU: {quiet / window * 100:5.1f} % of a CPU without scrapes, "
+        f"{busy / window * 100:5.1f} % with one scrape a second "
+        f"(~{max(0.0, busy - quiet) / scrapes * 1e3:.1f} ms per scrape); "
+        f"event-loop lag max {max(lags) * 1e3:.1f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scrapes", type=int, default=200)
+    ap.add_argument("--live-scrapes", type=int, default=30)
+    ap.add_argument("--no-live", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="progress while the nodes settle")
     args = ap.parse_args()
     machine_facts("bench_metrics: /metrics scrape size and time")
     # Counters are process-wide: measure the small fleet first, before the big one primes
     # its 100 nodes' series (its figures then include the 2-node fleet's few series).
+    print("in-process, the daemon's server over a stand-in engine (trouble state):")
     for n in SIZES:
         asyncio.run(measure(n, args.scrapes))
+    if not args.no_live:
+        print("\nlive, the real daemon watching the simulated cluster:")
+        for n in SIZES:
+            asyncio.run(live(n, args.live_scrapes))
     print(f"\nload at end: {load()}")
 
 

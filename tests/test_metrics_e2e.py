@@ -28,6 +28,10 @@ def with_metrics(h: Harness, port: int) -> None:
     h.write_config(doc)
 
 
+def by_label(series: list[dict[str, Any]], label: str) -> dict[str, float]:
+    return {s["metric"].get(label, ""): float(s["value"][1]) for s in series}
+
+
 def class_timeline(series: list[dict[str, Any]]) -> list[str]:
     """The classes a node was in, in order, from a range query of its 0/1 class gauges."""
     at: dict[float, str] = {}
@@ -55,7 +59,9 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
         prom = prometheus([f"127.0.0.1:{port}"], scrape_interval="1s")
         await h.healthy()
         start = time.time()
-        cycles = 'sum by (node) (cluster_watchdog_power_actions_total{kind="power_cycle"})'
+        cycles = (
+            'sum by (node) (cluster_watchdog_power_actions_total{kind="power_cycle",outcome="ok"})'
+        )
 
         async def scraped_healthy() -> bool:
             got = await asyncio.to_thread(
@@ -67,8 +73,17 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
         while not await scraped_healthy():
             assert time.monotonic() < deadline, "Prometheus never scraped healthy nodes"
             await asyncio.sleep(0.5)
-        before = await asyncio.to_thread(query, prom, cycles)
-        assert {s["metric"]["node"]: s["value"][1] for s in before} == {A: "0", B: "0"}
+        # Counters are per process (this test process may have run other daemons before):
+        # what this run did is the difference.
+        before = by_label(await asyncio.to_thread(query, prom, cycles), "node")
+        assert set(before) == {A, B}
+        page_expr = (
+            'sum by (status) (cluster_watchdog_pages_sent_total{channel="on-call",'
+            'condition="wedged"})'
+        )
+        pages_before = by_label(await asyncio.to_thread(query, prom, page_expr), "status")
+        failed_expr = "sum(cluster_watchdog_pages_failed_total)"
+        failed_before = by_label(await asyncio.to_thread(query, prom, failed_expr), "")
 
         await h.sim.wedge(A)
         await h.sim.wedge(B)
@@ -99,14 +114,18 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
             == ["healthy", "wedged", "booting", "healthy"]
         ]
         assert len(waited) == 1, timelines
-        after = await asyncio.to_thread(query, prom, cycles)
-        assert {s["metric"]["node"]: s["value"][1] for s in after} == {A: "1", B: "1"}
-        failed = await asyncio.to_thread(
-            query, prom, 'sum(cluster_watchdog_power_actions_total{outcome="failed"})'
-        )
-        assert [s["value"][1] for s in failed] == ["0"]
+        after = by_label(await asyncio.to_thread(query, prom, cycles), "node")
+        assert {n: after[n] - before[n] for n in after} == {A: 1.0, B: 1.0}
         up = await asyncio.to_thread(query, prom, 'up{job="cluster-watchdog"}')
         assert [s["value"][1] for s in up] == ["1"]
+        budget = await asyncio.to_thread(query, prom, "cluster_watchdog_power_cycles_remaining")
+        assert {s["metric"]["node"]: s["value"][1] for s in budget} == {A: "2", B: "2"}
+        # Every wedge was paged and resolved through the webhook channel, nothing failed.
+        pages = by_label(await asyncio.to_thread(query, prom, page_expr), "status")
+        sent = {k: pages[k] - pages_before.get(k, 0.0) for k in pages}
+        assert sent["resolve"] == 2 and sent["trigger"] >= 2, sent
+        failed = by_label(await asyncio.to_thread(query, prom, failed_expr), "")
+        assert failed == failed_before
 
         # The exposition itself passes promtool's lint, and /healthz answers.
         async with httpx.AsyncClient() as client:
