@@ -180,3 +180,18 @@ async def test_a_port_in_use_is_logged_and_the_daemon_goes_on(
 async def test_no_listener_when_metrics_are_off() -> None:
     cfg = config()
     assert await start_metrics(cfg, Engine(cfg)) is None
+
+
+async def test_a_reloaded_configs_new_node_gets_zero_counter_series(
+    served: tuple[MetricsServer, Engine],
+) -> None:
+    server, engine = served
+    doc = engine.cfg.model_dump(mode="json", exclude_none=True)
+    doc["clusters"][0]["nodes"].append(
+        {"name": "spark-9", "host": "127.0.0.9", "plug": {"type": "dry_run"}}
+    )
+    series = 'cluster_watchdog_power_actions_total{kind="power_cycle",node="spark-9",outcome="ok"}'
+    async with httpx.AsyncClient() as client:
+        assert series not in (await client.get(f"{server.url}/metrics")).text
+        engine.cfg = parse_config(yaml.safe_dump(doc), env={})
+        assert f"{series} 0.0" in (await client.get(f"{server.url}/metrics")).text

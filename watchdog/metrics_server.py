@@ -47,6 +47,7 @@ class MetricsServer:
         self._runner: web.AppRunner | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._render = asyncio.Lock()
+        self._primed: Config | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024)
@@ -88,6 +89,10 @@ class MetricsServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         # Rendered off the loop (one at a time): at 100 nodes it takes tens of milliseconds.
         # The collector only reads immutable state and the counters take their own locks.
+        cfg = self.engine.cfg
+        if cfg is not self._primed:  # started, or reloaded: new nodes' series start at zero
+            metrics.prime(cfg, channel_names(cfg))
+            self._primed = cfg
         async with self._render:
             body = await asyncio.to_thread(generate_latest, self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
@@ -122,7 +127,6 @@ async def start_metrics(cfg: Config, engine: metrics.EngineView) -> MetricsServe
     """Start the endpoint if ``metrics.listen`` is set; a port in use is logged, not fatal."""
     if cfg.metrics is None:
         return None
-    metrics.prime(cfg, channel_names(cfg))
     server = MetricsServer(engine, cfg.metrics.host, cfg.metrics.port)
     try:
         await server.start()
