@@ -192,3 +192,12 @@ async def test_the_daemon_records_a_wedge_its_cycle_and_its_pages_across_a_resta
     assert action.startswith("power_cycle at ") and ": ok [" in action
     assert inc["pages_sent"] >= 1 and inc["pages_resolved"] == 1
     assert inc["channels"] == ["on-call"]
+
+
+def test_an_unreadable_log_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    (tmp_path / "state" / history.HISTORY_FILE).mkdir()  # a directory cannot be read as one
+    ran = cli(config)
+    assert ran.returncode == 1
+    assert "cannot read" in ran.stderr and "history.jsonl" in ran.stderr
+    assert "Traceback" not in ran.stderr

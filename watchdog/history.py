@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from watchdog.errors import StoreError
 from watchdog.model import AlertEvent, PowerAction
 from watchdog.plugs.cycle import CycleOutcome
 
@@ -73,12 +74,15 @@ def _rotate(state_dir: Path) -> None:
 
 
 def read(state_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every readable record, oldest first; torn, oversized or foreign lines are skipped."""
+    """Every readable record, oldest first; torn, oversized or foreign lines are skipped.
+    A file that exists but cannot be read raises :class:`StoreError`."""
     for path in _files(state_dir):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             continue
+        except OSError as exc:  # e.g. not root: the state directory is the daemon's
+            raise StoreError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
         for raw in data.split(b"\n"):
             if not raw or len(raw) > MAX_LINE:
                 continue

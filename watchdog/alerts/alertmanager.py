@@ -11,7 +11,7 @@ Alertmanager identifies an alert by its label set and considers it resolved once
 has passed; an alert sent *without* ``endsAt`` is resolved after the server's
 ``resolve_timeout`` (5 m by default) unless it is sent again — Prometheus re-sends every
 evaluation, we do not. So a trigger carries ``endsAt`` one week ahead (:data:`TRIGGER_HOLD`):
-the alert stays firing until our explicit resolve (``endsAt`` = the resolve time), and the
+the alert stays firing until our explicit resolve (``endsAt`` in the past, below), and the
 week only bounds a zombie if that resolve were ever lost. Re-notifications push it out again.
 
 Labels must match between trigger and resolve or Alertmanager sees two alerts, so the
