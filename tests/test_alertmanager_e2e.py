@@ -9,6 +9,7 @@ up to 60 s ahead of or behind it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from watchdog import config
 from watchdog.alerts.alertmanager import AlertmanagerChannel, alert
 from watchdog.alerts.base import iso8601
 from watchdog.model import AlertEvent, AlertStatus, Condition, Severity
+from watchdog.scheduler import Engine
 from watchdog.sim.harness import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -82,9 +84,15 @@ async def test_alert_test_leaves_nothing_firing_in_alertmanager(
     assert firing(alertmanager, "alert-test") == []
 
 
+@pytest.mark.parametrize("skew", [0.0, 30.0], ids=["same-clock", "daemon-30s-ahead"])
 async def test_a_wedge_fires_in_alertmanager_and_the_recovery_resolves_it(
-    tmp_path: Path, alertmanager: Any
+    tmp_path: Path, alertmanager: Any, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
+    # The daemon's engine decides on a clock `skew` seconds ahead of Alertmanager's: every
+    # alert it raises, the resolve included, is stamped in Alertmanager's future.
+    monkeypatch.setattr(
+        "watchdog.daemon.Engine", functools.partial(Engine, clock=lambda: time.time() + skew)
+    )
     async with Harness(tmp_path) as h:
         doc = h.config()
         doc["alerts"]["channels"].append({"type": "alertmanager", "url": alertmanager.url})
@@ -96,6 +104,8 @@ async def test_a_wedge_fires_in_alertmanager_and_the_recovery_resolves_it(
         [page] = firing(alertmanager, A)
         assert page["labels"]["alertname"] == "ClusterWatchdogWedged"
         assert page["status"]["state"] == "active"
+        if skew:
+            assert page["startsAt"] > iso8601(time.time() + skew - 15)  # stamped ahead
         await h.wait_until(lambda: h.has_alert(A, "wedged", "resolve"), 40, f"{A} to recover")
         await h.wait_until(
             lambda: firing(alertmanager, A) == [], 5, "Alertmanager to resolve the page"
