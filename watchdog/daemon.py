@@ -279,6 +279,8 @@ class Daemon:
         changed = config_diff(cfg, new)
         if new.state_path(self.env) != cfg.state_path(self.env):
             log.warning("watchdog.state_dir changed: takes effect only after a restart")
+        if new.metrics != cfg.metrics:
+            log.warning("metrics changed: the endpoint moves only at a restart")
         plugs = changed_plugs(cfg, new)
         old_plugs = {name: engine.plugs[name] for name in plugs if name in engine.plugs}
         engine.reload(new, plugs)
