@@ -249,7 +249,8 @@ class Dispatcher:
                 self.sent.append((name, event))
                 metrics.page_sent(name, event)
                 if self._on_delivered is not None:
-                    self._on_delivered(name, event)
+                    with contextlib.suppress(Exception):  # a broken hook must not stop delivery
+                        self._on_delivered(name, event)
                 _log(logging.INFO, name, event, "delivered")
                 return
             attempt += 1
