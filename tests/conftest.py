@@ -16,6 +16,7 @@ pytest_plugins = [
     "fixtures_journald",
     "fixtures_systemd",
     "fixtures_sim",
+    "fixtures_prometheus",
 ]
 
 

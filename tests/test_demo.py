@@ -58,6 +58,11 @@ def test_the_demo_narrates_a_wedge_detected_cycled_and_recovered() -> None:
     ):
         assert line in out, f"missing {line!r} in the narration:\n{out}"
     assert "Traceback" not in out + proc.stderr
+    # The summary ends with the run's incident history: the wedge, its cycle, its pages.
+    history = out[out.index("The run's history") :]
+    assert "spark-1      wedged" in history, out
+    assert "pages: " in history and " 1 resolved (on-call)" in history, out
+    assert "action: power_cycle at " in history and "done:ok]" in history, out
     assert elapsed < 90, f"the demo took {elapsed:.0f}s"
 
 

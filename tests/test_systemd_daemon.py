@@ -55,6 +55,7 @@ CLOSED_PORT = 1  # nothing listens on it inside the namespace: connection refuse
 SUMMARY = re.compile(r"^(\d+)/(\d+) nodes healthy, (\d+) cycles in 1h\b")
 HEALTHY_SUMMARY = "2/2 nodes healthy, 0 cycles in 1h"
 DYNAMIC_UIDS = range(61184, 65520)
+METRICS = 9464  # cw-ready's metrics endpoint, on the namespace's own loopback
 
 # unit -> which targets its config points at ("sim", "refused" or "bad") and whether it runs
 # through the stall launcher.
@@ -172,7 +173,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert ns.systemctl("start", "cw-sim.service").returncode == 0
         world = World(ns, cfg_dirs, _wait_for_sim(ns, sim_file))
         for unit, (targets, _) in UNITS.items():
-            if targets == "sim":
+            if unit == "cw-ready":  # also serves its metrics, as a user would turn them on
+                doc = compressed(world.sim_clusters)
+                world.write_config(unit, {**doc, "metrics": {"listen": f"127.0.0.1:{METRICS}"}})
+            elif targets == "sim":
                 world.write_config(unit, compressed(world.sim_clusters))
             elif targets == "refused":
                 world.write_config(unit, compressed(refused_clusters()))
@@ -249,6 +253,28 @@ def test_status_shows_the_healthy_summary_once_the_probes_pass(world: World) -> 
     start(world, "cw-ready")
     assert ns.wait_for(unit, "StatusText", HEALTHY_SUMMARY, timeout=10), ns.show(unit, "StatusText")
     assert ns.show(unit, "ActiveState") == "active"
+
+
+def test_the_hardened_unit_serves_metrics_and_healthz_on_loopback(world: World) -> None:
+    start(world, "cw-ready")
+    assert world.ns.wait_for("cw-ready.service", "StatusText", HEALTHY_SUMMARY)
+    # A oneshot unit in the same network namespace plays the local Prometheus.
+    python = unit_python()
+    assert python is not None
+    out = world.cfg_dirs["cw-ready"].parent / "scrape.out"
+    code = (
+        "import urllib.request as u; "
+        f"h = u.urlopen('http://127.0.0.1:{METRICS}/healthz', timeout=5); "
+        f"m = u.urlopen('http://127.0.0.1:{METRICS}/metrics', timeout=5).read().decode(); "
+        "print(h.status, [l for l in m.splitlines() if l.startswith('cluster_watchdog_build')])"
+    )
+    world.ns.write_unit(
+        "cw-scrape.service",
+        f'[Service]\nType=oneshot\nExecStart={python[0]} -c "{code}"\nStandardOutput=file:{out}\n',
+    )
+    ran = world.ns.systemctl("start", "cw-scrape.service", timeout=60)
+    assert ran.returncode == 0, (ran.stderr, world.ns.messages("cw-scrape.service"))
+    assert out.read_text().startswith("200 ['cluster_watchdog_build_info{version=")
 
 
 def test_the_daemons_records_reach_journald_with_their_structured_fields(world: World) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog import control, lifecycle
+from watchdog import control, history, lifecycle, metrics
 from watchdog.config import Config
 from watchdog.evidence import FleetState
 from watchdog.journal import log_event
@@ -82,6 +82,10 @@ class Actions:
         raise NotImplementedError
 
     def _alert(self, event: AlertEvent) -> None:
+        if event.restated:  # open before a restart or reload: the dispatcher adopts it
+            log.info("page %s is still open: re-stated, not sent again", event.dedup_key)
+            self._submit_alert(event)
+            return
         log_event(
             log,
             EventType.ALERT_SENT,
@@ -93,6 +97,7 @@ class Actions:
             action=f"alert_{event.status}",
             condition=event.condition.value,
         )
+        history.alert_raised(self.state_dir, event)
         self._submit_alert(event)
 
     def _log_transition(self, t: Transition) -> None:
@@ -177,6 +182,7 @@ class Actions:
 
     def _power_done(self, action: PowerAction, outcome: CycleOutcome) -> None:
         node = action.node
+        metrics.power_done(node, action.kind, outcome.ok)
         touched = outcome.touched
         self.fleet = lifecycle.power_finished(
             self.state,
@@ -190,6 +196,7 @@ class Actions:
         if not outcome.left_off:
             self.persisted = self.store.clear_intent(self._snapshot(), node)
         cluster = self.state.node(node).cluster
+        history.power_done(self.state_dir, action, outcome, cluster, self.clock())
         if outcome.ok:
             log_event(
                 log,

@@ -37,10 +37,14 @@ async def send_test_alerts(cfg: Config) -> bool:
             todo="nothing",
             at=now,
         )
-        resolve = replace(base, status=AlertStatus.RESOLVE, severity=Severity.INFO, at=now + 1)
         for ch in channels:
             try:
                 await ch.send(base)
+                # Ended when it is sent, never in the future: a receiver such as Alertmanager
+                # ignores a resolve whose end has not passed yet.
+                resolve = replace(
+                    base, status=AlertStatus.RESOLVE, severity=Severity.INFO, at=time.time()
+                )
                 await ch.send(resolve)
                 print(f"{ch.name}: delivered trigger and resolve")
             except DeliveryError as exc:

@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-c", "--config", type=Path, default=None, help=argparse.SUPPRESS)
     sp = cmd("status", _status, "show each node's class, failures, budget, latch, pause")
     sp.add_argument("--json", action="store_true")
+    sp = cmd("history", _history, "list incidents: condition, start, end, actions, pages")
+    sp.add_argument("node", nargs="?", help="only this node (or 'watchdog' for fleet-level)")
+    sp.add_argument("--since", type=_duration, default=86400.0, help="how far back (default 24h)")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = cmd("pause", _op, "maintenance: probe and log only, no action, no page")
     sp.add_argument("node")
     sp.add_argument(
@@ -156,6 +160,17 @@ def _status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     report = read_status(cfg, state_dir(cfg), now=time.time())
     print(json.dumps(report, indent=2) if args.json else render_status(report))
+    return EX_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from watchdog import history, incidents
+
+    cfg = load_config(args.config)
+    now = time.time()
+    found = incidents.incidents(history.read(state_dir(cfg)))
+    rows = incidents.select(found, node=args.node, since=args.since, now=now)
+    print(incidents.render_json(rows, now) if args.json else incidents.render_table(rows, now))
     return EX_OK
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -21,13 +22,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from watchdog import control
+from watchdog import control, history
 from watchdog.alerts.dispatch import Dispatcher
 from watchdog.alerts.factory import build_channels
 from watchdog.alerts.heartbeat import Heartbeat
 from watchdog.config import Config, load_config
 from watchdog.errors import ConfigError
 from watchdog.journal import log_event, setup_logging
+from watchdog.metrics_server import MetricsServer, start_metrics
 from watchdog.model import AlertEvent, EventType, Severity
 from watchdog.notify import Notifier, watchdog_loop
 from watchdog.plugs.base import Plug
@@ -115,6 +117,7 @@ class Daemon:
         self.status_note = ""  # appended to STATUS= (e.g. a rejected reload)
         self.notifier = Notifier(self.env)
         self.engine: Engine | None = None
+        self.metrics: MetricsServer | None = None
         self.started = asyncio.Event()
 
     # flag-only handlers: the main loop does the work
@@ -165,6 +168,7 @@ class Daemon:
         await engine.start(loaded.state)
         if self.install_signals:
             self._install_signals()
+        self.metrics = await start_metrics(cfg, engine)
         heartbeat = asyncio.create_task(self._heartbeat(cfg, client, engine))
         pinger = asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
         self.notifier.ready(engine.summary())
@@ -197,6 +201,8 @@ class Daemon:
             log_event(log, EventType.STOPPING, "cluster-watchdog stopping", action="stop")
             for task in (heartbeat, pinger):
                 task.cancel()
+            if self.metrics is not None:
+                await self.metrics.stop()
             await engine.stop()
             await dispatcher.stop()
             for plug in engine.plugs.values():
@@ -226,6 +232,7 @@ class Daemon:
             retry_max=a.retry_max,
             retry_backoff=a.retry_backoff,
             on_delivery_failure=self._delivery_failed,
+            on_delivered=functools.partial(_page_delivered, cfg.state_path(self.env)),
         )
 
     def _delivery_failed(self, channel: str, event: AlertEvent, reason: str) -> None:
@@ -272,6 +279,8 @@ class Daemon:
         changed = config_diff(cfg, new)
         if new.state_path(self.env) != cfg.state_path(self.env):
             log.warning("watchdog.state_dir changed: takes effect only after a restart")
+        if new.metrics != cfg.metrics:
+            log.warning("metrics changed: the endpoint moves only at a restart")
         plugs = changed_plugs(cfg, new)
         old_plugs = {name: engine.plugs[name] for name in plugs if name in engine.plugs}
         engine.reload(new, plugs)
@@ -295,3 +304,7 @@ class Daemon:
         self.status_note = ""
         self.notifier.ready(engine.summary())
         return new, dispatcher
+
+
+def _page_delivered(state_dir: Path, channel: str, event: AlertEvent) -> None:
+    history.page_delivered(state_dir, channel, event, time.time())

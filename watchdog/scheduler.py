@@ -21,6 +21,7 @@ from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from watchdog import metrics
 from watchdog.actions import Actions
 from watchdog.config import Cluster, Config, Node
 from watchdog.evidence import (
@@ -346,6 +347,7 @@ class Engine(Actions):
         evaluate: bool = True,
     ) -> None:
         now = self.clock()
+        metrics.probe_observed(result)
         if not result.ok:
             owner = cluster or (self.state.node(node).cluster if node else None)
             log_event(

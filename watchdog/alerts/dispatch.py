@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from watchdog import metrics
 from watchdog.alerts.base import Channel, DeliveryError
 from watchdog.model import AlertEvent, AlertStatus
 
@@ -42,6 +43,7 @@ log = logging.getLogger("watchdog.alerts")
 _MAX_BACKOFF = 600.0
 
 FailureHook = Callable[[str, AlertEvent, str], None]
+DeliveredHook = Callable[[str, AlertEvent], None]
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Dispatcher:
         retry_backoff: float,
         clock: Callable[[], float] = time.time,
         on_delivery_failure: FailureHook | None = None,
+        on_delivered: DeliveredHook | None = None,
     ) -> None:
         self._lanes = [_Lane(ch) for ch in channels]
         self._renotify = renotify
@@ -109,6 +112,7 @@ class Dispatcher:
         self._retry_backoff = retry_backoff
         self._clock = clock
         self._on_failure = on_delivery_failure
+        self._on_delivered = on_delivered
         self._open: dict[str, _Incident] = {}
         self.sent: list[tuple[str, AlertEvent]] = []
 
@@ -185,6 +189,7 @@ class Dispatcher:
                     f"rate limited: {self._rate_limit} sends per {self._rate_window:g}s reached"
                 )
                 _log(logging.WARNING, name, event, f"not sent: {reason}")
+                metrics.page_failed(name, event)
                 self._report(name, event, reason)
                 continue
             lane.sends.append(now)
@@ -250,6 +255,10 @@ class Dispatcher:
                 problem, retryable, hint = f"unexpected {type(exc).__name__}", False, None
             else:
                 self.sent.append((name, event))
+                metrics.page_sent(name, event)
+                if self._on_delivered is not None:
+                    with contextlib.suppress(Exception):  # a broken hook must not stop delivery
+                        self._on_delivered(name, event)
                 _log(logging.INFO, name, event, "delivered")
                 return
             attempt += 1
@@ -271,6 +280,7 @@ class Dispatcher:
 
     def _give_up(self, name: str, event: AlertEvent, reason: str) -> None:
         _log(logging.ERROR, name, event, f"given up: {reason}")
+        metrics.page_failed(name, event)
         self._report(name, event, f"given up: {reason}")
 
     def _report(self, name: str, event: AlertEvent, reason: str) -> None:

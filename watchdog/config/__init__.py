@@ -28,6 +28,7 @@ from watchdog.config.durations import Duration, PositiveDuration, format_duratio
 from watchdog.config.endpoint import Endpoint, ProbeTiming, ProgressProbe, Sampling
 from watchdog.config.errors import README
 from watchdog.config.load import load_config, parse_config
+from watchdog.config.metrics import Metrics
 from watchdog.config.nodes import Cluster, Node, Ping, Plug, PlugEncryption, PlugType, Ssh
 from watchdog.config.schema import Config, Policy, Watchdog, Witness
 from watchdog.config.secrets import SecretContext, SecretSource
@@ -42,6 +43,7 @@ __all__ = [
     "Duration",
     "Endpoint",
     "Heartbeat",
+    "Metrics",
     "Node",
     "NtfyChannel",
     "PagerDutyChannel",

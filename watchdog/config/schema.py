@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from watchdog.config.alerts import Alerts
 from watchdog.config.base import _Problem, _Strict
 from watchdog.config.durations import Duration, PositiveDuration, format_duration
+from watchdog.config.metrics import Metrics
 from watchdog.config.nodes import Cluster, Node, PlugType
 
 
@@ -73,6 +74,7 @@ class Config(_Strict):
     watchdog: Watchdog = Watchdog()
     policy: Policy = Policy()
     alerts: Alerts = Alerts()
+    metrics: Metrics | None = None  # the Prometheus endpoint; off unless set
     clusters: list[Cluster] = Field(min_length=1)
 
     @model_validator(mode="after")

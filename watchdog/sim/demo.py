@@ -16,10 +16,12 @@ import logging
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import TextIO
 
+from watchdog import history, incidents
 from watchdog.sim.scenarios import SCENARIOS, Scenario, run_scenario
 from watchdog.sim.vllm_profiles import NEWEST, profile_for
 
@@ -119,9 +121,13 @@ def run_demo(
     print(f"  the daemon's log: {workdir / 'daemon.log'}; its state: {workdir / 'state'}", file=out)
     if problems:
         print("  RESULT: NOT as expected:", *problems, sep="\n    ", file=out)
-        return 1
-    print(f"  RESULT: as expected ({sc.does}); {outcome.elapsed:.0f}s", file=out)
-    return 0
+    else:
+        print(f"  RESULT: as expected ({sc.does}); {outcome.elapsed:.0f}s", file=out)
+    print("\n  The run's history (`cluster-watchdog history`):", file=out)
+    now = time.time()
+    rows = incidents.incidents(history.read(workdir / "state"))
+    print(textwrap.indent(incidents.render_table(rows, now), "    "), file=out)
+    return 1 if problems else 0
 
 
 async def _main(
