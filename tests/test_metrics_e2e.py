@@ -113,7 +113,9 @@ async def test_prometheus_sees_nodes_go_wedged_booting_healthy_with_one_power_cy
             if [c for c in tl if c in ("healthy", "wedged", "booting")]
             == ["healthy", "wedged", "booting", "healthy"]
         ]
-        assert len(waited) == 1, timelines
+        # The node that waits behind max_in_flight is seen wedged; so may both be, while every
+        # plug is read before acting (two nodes failing at once).
+        assert len(waited) >= 1, timelines
         after = by_label(await asyncio.to_thread(query, prom, cycles), "node")
         assert {n: after[n] - before[n] for n in after} == {A: 1.0, B: 1.0}
         up = await asyncio.to_thread(query, prom, 'up{job="cluster-watchdog"}')
