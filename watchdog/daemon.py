@@ -28,7 +28,7 @@ from watchdog.alerts.heartbeat import Heartbeat
 from watchdog.config import Config, load_config
 from watchdog.errors import ConfigError
 from watchdog.journal import log_event, setup_logging
-from watchdog.model import AlertEvent, EventType, Severity
+from watchdog.model import AlertEvent, AlertStatus, Condition, EventType, Severity
 from watchdog.notify import Notifier, watchdog_loop
 from watchdog.plugs.base import Plug
 from watchdog.plugs.factory import make_plug
@@ -162,6 +162,7 @@ class Daemon:
                 f"persisted state unusable: {loaded.problem}; moved to {loaded.moved_to}",
                 severity=Severity.ERROR,
             )
+            dispatcher.submit(state_reset_event(loaded.problem, time.time()))
         await engine.start(loaded.state)
         if self.install_signals:
             self._install_signals()
@@ -295,3 +296,19 @@ class Daemon:
         self.status_note = ""
         self.notifier.ready(engine.summary())
         return new, dispatcher
+
+
+def state_reset_event(problem: str, now: float) -> AlertEvent:
+    """The page sent when the state file was unusable: budgets and latches were reset."""
+    return AlertEvent(
+        node="cluster-watchdog",
+        cluster="watchdog",
+        condition=Condition.STATE_RESET,
+        status=AlertStatus.TRIGGER,
+        severity=Severity.CRITICAL,
+        summary="cluster-watchdog started with an empty state: its state file was unusable",
+        seen=problem,
+        done="set the file aside and started with no latches, pauses or cycle budget used",
+        todo="inspect the file set aside; re-pause or re-latch nodes as needed",
+        at=now,
+    )
