@@ -221,9 +221,8 @@ async def test_a_plug_declaring_a_1gb_answer_is_refused_before_it_is_read(
     hostile_plug: Callable[..., Any],
 ) -> None:
     device, plug = await hostile_plug(declare=1 << 30)
-    with Peak() as peak:
-        with pytest.raises(PlugError) as caught:
-            await plug.is_on()
+    with Peak() as peak, pytest.raises(PlugError) as caught:
+        await plug.is_on()
     assert caught.value.kind is PlugFailure.PROTOCOL
     assert str(1 << 30) in str(caught.value) and str(MAX_ANSWER) in str(caught.value)
     assert peak.bytes < 8 * MIB

@@ -165,7 +165,8 @@ def load_config(path: str | Path) -> Config:
     try:
         text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError("", f"cannot read {path}: No such file or directory", "check the path") from None
+        reason = "No such file or directory"
+        raise ConfigError("", f"cannot read {path}: {reason}", "check the path") from None
     except FileRefused as exc:
         raise ConfigError(
             "",

@@ -46,7 +46,8 @@ class HttpAnswer:
     """What :class:`HostileHttp` sends to every request.
 
     ``endless``: after the head, stream ``body`` again and again (chunked) until the client
-    leaves. ``echo``: the body is the request head, as a proxy echoing headers would.
+    leaves. ``echo``: the request's headers come back in the body and as ``x-echo-*`` headers,
+as a proxy echoing them would.
     """
 
     status: int = 200
@@ -92,6 +93,8 @@ class HostileHttp:
             if a.echo:
                 body = "\r\n".join(f"{k}: {v}" for k, v in request.headers.items()).encode()
             head = [f"HTTP/1.1 {a.status} X", f"content-type: {a.content_type}"]
+            if a.echo:  # the head too: a proxy reflecting headers, as debug logs then print
+                head += [f"x-echo-{k}: {v}" for k, v in request.headers.items()]
             if a.encoding:
                 head.append(f"content-encoding: {a.encoding}")
             if a.endless:
