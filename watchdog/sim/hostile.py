@@ -45,9 +45,9 @@ def stacked_gzip(inflated: int, layers: int = 2) -> bytes:
 class HttpAnswer:
     """What :class:`HostileHttp` sends to every request.
 
-    ``endless``: after the head, stream ``body`` again and again (chunked) until the client
-    leaves. ``echo``: the request's headers come back in the body and as ``x-echo-*`` headers,
-as a proxy echoing them would.
+        ``endless``: after the head, stream ``body`` again and again (chunked) until the client
+        leaves. ``echo``: the request's headers come back in the body and as ``x-echo-*`` headers,
+    as a proxy echoing them would.
     """
 
     status: int = 200
