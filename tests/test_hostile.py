@@ -333,3 +333,27 @@ async def test_an_exception_escaping_a_step_after_off_is_re_raised_only_after_sw
     with pytest.raises(RuntimeError):
         await power_cycle(plug, off_time=60, sleep=broken_sleep)  # type: ignore[arg-type]
     assert plug.calls.count("turn_on") >= 1 and plug.on, plug.calls
+
+
+async def test_the_http_plug_transport_caps_an_answer_and_never_inflates_one(serve: Any) -> None:
+    """KLAP and AES plugs talk HTTP through python-kasa's HttpClient: the bounded one caps."""
+    from kasa import DeviceConfig, KasaException
+    from yarl import URL
+
+    from watchdog.plugs.kasa_bounded import BoundedHttpClient
+
+    endless = await serve(HttpAnswer(endless=True, content_type="application/octet-stream"))
+    declared = await serve(HttpAnswer(body=b"x", declared_length=1 << 30))
+    bomb = stacked_gzip(64 * MIB, layers=1)
+    gzipped = await serve(HttpAnswer(body=bomb, encoding="gzip"))
+    http = BoundedHttpClient(DeviceConfig(host="127.0.0.1", timeout=3))
+    try:
+        with Peak() as peak:
+            for server in (endless, declared):
+                with pytest.raises(KasaException, match=r"answer|bytes"):
+                    await http.post(URL(server.url + "/app"), data=b"q")
+            status, body = await http.post(URL(gzipped.url + "/app"), data=b"q")
+        assert status == 200 and body == bomb  # raw: the imposed encoding is not undone
+        assert peak.bytes < 8 * MIB
+    finally:
+        await http.close()
