@@ -149,10 +149,14 @@ async def post(
                 timeout=request_timeout,
             ) as response,
         ):
-            # Bounded like every peer's answer: raw bytes only, at most _MAX_ANSWER of them.
-            body = await read_body(response, _MAX_ANSWER)
-    except BodyRefused as exc:
-        raise DeliveryError(channel, f"answer refused: {exc}", retryable=True) from None
+            # A 2xx is delivered: its body is never read (leaving the block drops it). An
+            # error answer is read for its message, bounded like every peer's answer.
+            body = b""
+            if not response.is_success:
+                try:
+                    body = await read_body(response, _MAX_ANSWER)
+                except BodyRefused as exc:
+                    body = f"(answer not read: {exc})".encode()
     except TimeoutError:
         raise DeliveryError(
             channel, f"no complete answer within {request_timeout:g}s", retryable=True
