@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stderr = RedactingStream(err)
     try:
         return _main(argv)
+    except Exception:  # a bug: its traceback goes through the redacting stream too
+        traceback.print_exc()
+        return EX_FAIL
     finally:
         sys.stdout, sys.stderr = out, err
 

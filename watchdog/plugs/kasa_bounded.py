@@ -10,7 +10,9 @@ bounds the transport under it before the first byte is read:
   whose session never decompresses and reads at most :data:`MAX_ANSWER` bytes.
 
 These are subclasses of python-kasa's classes, not a fork: the protocol, retry loop, crypto
-and device model stay python-kasa's. A real HS300's sysinfo is about 3 KB.
+and device model stay python-kasa's. A real HS300's sysinfo is about 3 KB. :func:`connect`
+uses two internals of python-kasa 0.12 (``device_factory._connect``, ``protocol._transport``);
+the dependency is pinned below 0.13, and ``tests/test_hostile.py`` fails if they move.
 """
 
 from __future__ import annotations
