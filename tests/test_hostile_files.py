@@ -136,12 +136,13 @@ def test_an_offline_edit_refuses_a_state_it_cannot_read_and_leaves_it_untouched(
         assert path.is_fifo()
 
 
+@pytest.mark.parametrize("case", ["1e400 (infinity)", "a FIFO", "over the size cap"])
 async def test_the_daemon_pages_when_it_sets_the_state_file_aside_and_keeps_running(
-    tmp_path: Path, receiver: AlertReceiver
+    tmp_path: Path, receiver: AlertReceiver, case: str
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    _make_bad_state(state, "1e400 (infinity)")
+    _make_bad_state(state, case)
     config = tmp_path / "config.yaml"
     config.write_text(
         _OFFLINE.format(state=state)
@@ -160,6 +161,41 @@ async def test_the_daemon_pages_when_it_sets_the_state_file_aside_and_keeps_runn
         daemon.request_stop()
         assert await asyncio.wait_for(task, 20) == 0
     assert any(p.name.startswith(f"{STATE_FILE}.corrupt-") for p in state.iterdir())
+
+
+def test_remote_text_persisted_with_a_lone_surrogate_does_not_break_status(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(_OFFLINE.format(state=state))
+    (state / STATE_FILE).write_text(
+        _latched("1700000000.0").replace('"gave up"', '"gave up: \\ud800\\u001b[2J"')
+    )
+    ran = _cli("status", "-c", str(config))
+    assert ran.returncode == 0, ran
+    assert "gave up" in ran.stdout and "\x1b" not in ran.stdout
+
+
+async def test_the_longest_durations_check_config_accepts_are_ones_the_daemon_runs(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        _OFFLINE.format(state=tmp_path / "state").replace(
+            "model: m}", "model: m, health: {interval: 366d, timeout: 366d}}"
+        )
+        + "policy: {confirm_interval: 366d, cycle_window: 366d, fleet_window: 366d}\n"
+    )
+    assert _cli("check-config", str(config)).returncode == 0
+    daemon = Daemon(config, install_signals=False, configure_logging=False, env=_ENV)
+    task = asyncio.create_task(daemon.serve())
+    try:
+        await asyncio.wait_for(daemon.started.wait(), 20)
+        await asyncio.sleep(0.5)
+        assert not task.done()
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 20) == 0
 
 
 # --------------------------------------------------------------------------- config files
@@ -184,6 +220,8 @@ BAD_CONFIGS: dict[str, str] = {
     "interval 999999999d": _BASE.replace("model: m}", "model: m, health: {interval: 999999999d}}")
     + _NODE,
     "interval 1e308": _BASE.replace("model: m}", "model: m, health: {interval: 1e308}}") + _NODE,
+    "interval 1.0e+308": _BASE.replace("model: m}", "model: m, health: {interval: 1.0e+308}}")
+    + _NODE,
     "interval .inf": _BASE.replace("model: m}", "model: m, health: {interval: .inf}}") + _NODE,
     "base_url port 99999": _BASE.replace("127.0.0.1:8000", "127.0.0.1:99999") + _NODE,
 }

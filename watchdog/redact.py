@@ -15,7 +15,8 @@ so ``https://`` elsewhere in a log line stays readable.
 exception text and structured fields — and is installed on the process's log handler, so it
 covers third-party loggers (httpx and httpcore print URLs and headers at debug) as well as
 ours. :class:`RedactingStream` does the same for ``print`` output and tracebacks on
-stdout/stderr. Always redact before truncating.
+stdout/stderr, and keeps terminal control characters and lone surrogates off the terminal.
+Always redact before truncating.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_CONTROLS = {c: "\ufffd" for c in [*range(32), *range(127, 160)] if chr(c) not in "\t\n"}
+
+
 class RedactingStream:
     """A text stream that masks secrets in everything written to it (stdout, stderr)."""
 
@@ -169,8 +173,10 @@ class RedactingStream:
 
     def write(self, text: str) -> int:
         encoding = getattr(self._inner, "encoding", None) or "utf-8"
+        # No terminal control sequence from stored text (ESC, BEL...): only \t and \n pass.
+        safe = redact(text).translate(_CONTROLS)
         # A lone surrogate or a character the terminal cannot show becomes "?", never an error.
-        self._inner.write(redact(text).encode(encoding, "replace").decode(encoding))
+        self._inner.write(safe.encode(encoding, "replace").decode(encoding))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:
