@@ -124,7 +124,9 @@ def printable(text: str, limit: int) -> str:
     out: list[str] = []
     length = 0
     pending_space = False
-    for ch in text:
+    # Bounded work whatever the input: a megabyte of whitespace is not walked to its end.
+    window = limit * 4 + 1024
+    for ch in text[:window]:
         if ch.isspace():
             pending_space = length > 0
             continue
@@ -136,6 +138,6 @@ def printable(text: str, limit: int) -> str:
         length += 1
         if length > limit:
             break
-    if length <= limit:
+    if length <= limit and len(text) <= window:
         return "".join(out)
     return "".join(out)[: limit - 1] + "…"

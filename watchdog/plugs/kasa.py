@@ -232,7 +232,7 @@ class KasaPlug:
             child = next((c for c in children if (c.alias or "").lower() == outlet.lower()), None)
             if child is not None:
                 return child
-        names = ", ".join(repr(c.alias) for c in children)
+        names = printable(", ".join(repr(c.alias) for c in children), 200)
         raise PlugError(
             PlugFailure.NO_OUTLET,
             f"plug {self.label}: no outlet {outlet!r} (outlets 0..{len(children) - 1}: {names})",
@@ -269,7 +269,7 @@ class KasaPlug:
             if result.get("err_code") != 0:
                 raise PlugError(
                     PlugFailure.PROTOCOL,
-                    f"plug {self.label}: count_down.{call} answered {result!r}",
+                    f"plug {self.label}: count_down.{call} answered {printable(repr(result), 200)}",
                 )
         return True
 
