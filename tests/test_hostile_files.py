@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,12 +33,6 @@ from watchdog.store import MAX_STATE_BYTES, STATE_FILE, PersistedState, Store
 
 MIB = 1024 * 1024
 _ENV = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_secrets() -> Iterator[None]:
-    yield
-    redact.forget_all()
 
 
 def _latched(saved_at: str) -> str:
