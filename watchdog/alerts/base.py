@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from watchdog.bounded import BodyRefused, printable, read_body
+from watchdog.bounded import IDENTITY, BodyRefused, printable, read_body
 from watchdog.errors import WatchdogError
 from watchdog.model import AlertEvent, AlertStatus
 from watchdog.redact import redact as redact_all
@@ -145,7 +145,7 @@ async def post(
                 url,
                 json=json,
                 content=content,
-                headers=dict(headers or {}),
+                headers={**(headers or {}), "Accept-Encoding": IDENTITY},
                 timeout=request_timeout,
             ) as response,
         ):

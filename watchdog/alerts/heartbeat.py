@@ -14,7 +14,7 @@ import logging
 import httpx
 from pydantic import SecretStr
 
-from watchdog.bounded import BodyRefused, read_body
+from watchdog.bounded import IDENTITY, BodyRefused, read_body
 
 log = logging.getLogger("watchdog.alerts")
 _MAX_ANSWER = 65536  # a ping service answers "OK"; anything longer is not one
@@ -47,7 +47,9 @@ class Heartbeat:
             # One deadline for the whole exchange: httpx's timeouts are per read.
             async with (
                 asyncio.timeout(self._timeout),
-                self._client.stream("GET", url, timeout=self._timeout) as response,
+                self._client.stream(
+                    "GET", url, headers={"Accept-Encoding": IDENTITY}, timeout=self._timeout
+                ) as response,
             ):
                 await read_body(response, _MAX_ANSWER)  # bounded; the content is not used
         except BodyRefused as exc:

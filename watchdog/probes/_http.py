@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from watchdog.bounded import BodyRefused
+from watchdog.bounded import IDENTITY, BodyRefused
 from watchdog.bounded import read_body as read_capped
 from watchdog.config import Endpoint
 from watchdog.hints import hint_for
@@ -89,7 +89,8 @@ class Exchange:
         read_body: bool = True,
     ) -> Reply:
         """Send one request and read at most ``max_response_bytes`` of its body."""
-        headers = {"Accept": "application/json"}
+        # Asked for here, not only by the shared client: the byte cap must bound decoded bytes.
+        headers = {"Accept": "application/json", "Accept-Encoding": IDENTITY}
         key = self._ep.api_key.get_secret_value() if self._ep.api_key else ""
         if auth and key:
             headers["Authorization"] = f"Bearer {key}"
