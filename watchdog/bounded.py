@@ -45,7 +45,7 @@ async def read_body(response: httpx.Response, limit: int) -> bytes:
     The body is read with ``aiter_raw``: nothing is decompressed, whatever the headers say.
     """
     encoding = content_encoding(response)
-    if encoding not in _NO_ENCODING:
+    if any(part.strip() not in _NO_ENCODING for part in encoding.split(",")):
         raise BodyRefused(f"Content-Encoding {encoding!r} was not asked for (identity only)")
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and len(declared) < 20 and int(declared) > limit:
