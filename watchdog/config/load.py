@@ -7,9 +7,10 @@ directory are arguments); ``load_config`` also reads the file and the process en
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,11 @@ def _check_depth(text: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH before anything recursive sees the document.
 
     The event stream is produced without recursion, so a 100 000-deep document costs only
-    its own length here.
+    its own length here. A syntax error ends the scan: the loader proper reports it, in its
+    own words, before it could recurse past the point scanned.
     """
     depth = 0
-    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    for event in _events(text):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -98,6 +100,12 @@ def _check_depth(text: str) -> None:
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The document's parse events (libyaml when present), ending quietly at a syntax error."""
+    with contextlib.suppress(yaml.YAMLError):
+        yield from yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _load_yaml(text: str, source: str) -> object:
