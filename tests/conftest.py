@@ -8,8 +8,11 @@ developer machine it is skipped with the reason. Fixtures that start real compon
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from watchdog import redact
 
 pytest_plugins = [
     "fixtures_sshd",
@@ -27,3 +30,10 @@ def need(available: bool, what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"missing real component under CI=true: {what}", pytrace=False)
     pytest.skip(f"missing real component: {what}")
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Iterator[None]:
+    """A test that loads a config registers its secrets for redaction; the next starts clean."""
+    yield
+    redact.forget_all()

@@ -476,7 +476,8 @@ def test_it_parses_every_channel_type() -> None:
         "    - {type: alertmanager, url: 'http://127.0.0.1:9093', timeout: 3s}\n"
         "  heartbeat: {url: '${HC_URL}', interval: 30s}\n" + MINIMAL
     )
-    env = {"SLACK_URL": "s", "NTFY_TOKEN": "n", "PD_KEY": "p", "HC_URL": "h"}
+    slack, ping = "https://hooks.slack.invalid/services/T/B/s", "https://hc-ping.invalid/h"
+    env = {"SLACK_URL": slack, "NTFY_TOKEN": "n", "PD_KEY": "p", "HC_URL": ping}
     alerts = parse(text, env=env).alerts
     assert [c.type for c in alerts.channels] == [
         "webhook",
@@ -486,7 +487,7 @@ def test_it_parses_every_channel_type() -> None:
         "alertmanager",
     ]
     assert isinstance(alerts.channels[1], SlackChannel)
-    assert alerts.channels[1].url.get_secret_value() == "s"
+    assert alerts.channels[1].url.get_secret_value() == slack
     assert isinstance(alerts.channels[2], NtfyChannel) and alerts.channels[2].token == SecretStr(
         "n"
     )

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from watchdog import __version__, control, lifecycle
 from watchdog.config import Config, load_config, parse_duration
 from watchdog.errors import ConfigError, ControlError, StoreError
 from watchdog.persist import from_persisted, to_persisted
-from watchdog.store import STATE_FILE, Store, from_json
+from watchdog.redact import RedactingStream
+from watchdog.store import PersistedState, StateUnreadable, Store
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
 RESPONSE_TIMEOUT = 15.0  # how long an operator command waits for the running daemon's answer
@@ -29,6 +31,20 @@ SYSTEM_STATE_DIR = Path("/var/lib/cluster-watchdog")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Every line this process prints passes the one redaction step (and stays encodable).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(out)
+    sys.stderr = RedactingStream(err)
+    try:
+        return _main(argv)
+    except Exception:  # a bug: its traceback goes through the redacting stream too
+        traceback.print_exc()
+        return EX_FAIL
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -232,36 +248,27 @@ def _edit_offline(
     """No daemon runs: apply the request to the state file directly (under the state lock)."""
     from watchdog.actions import apply_request  # late: the other commands stay light
 
-    if (problem := _unreadable(directory)) is not None:
-        # Store.load would move the file aside and start empty, silently dropping every
-        # latch and budget; only the daemon may do that, because it also raises an alert.
-        raise ControlError(
-            f"{problem}; nothing changed. Start the daemon (it sets the file aside and "
-            "alerts) or repair the file, then retry"
-        )
     store = Store(directory)
-    loaded = store.load()
+    try:
+        # The same strict reader the daemon uses, without its move-aside: replacing a state
+        # we could not read would silently drop every latch and budget. Only the daemon sets
+        # such a file aside, because it also pages.
+        state = store.read() or PersistedState()
+    except StateUnreadable as exc:
+        raise ControlError(
+            f"{exc}; nothing changed. Start the daemon (it sets the file aside and "
+            "pages) or repair the file, then retry"
+        ) from None
     members = {n.name: c.name for c, n in cfg.nodes()}
-    fleet = from_persisted(loaded.state, members, now)
+    fleet = from_persisted(state, members, now)
     try:
         fleet, _ = apply_request(fleet, op, node, until=until, now=now)
     except lifecycle.Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EX_FAIL
-    store.save(to_persisted(fleet, loaded.state))
+    store.save(to_persisted(fleet, state))
     print(f"{node}: {op.value} recorded (no daemon running; it applies at the next start)")
     return EX_OK
-
-
-def _unreadable(directory: Path) -> str | None:
-    path = directory / STATE_FILE
-    try:
-        from_json(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        return None  # no state yet: the edit starts it
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, StoreError) as exc:
-        return f"state file {path} is unreadable ({type(exc).__name__}: {exc})"
-    return None
 
 
 def _duration(text: str) -> float:

@@ -39,6 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.errors import ControlError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ REQUESTS = "requests"
 RESPONSES = "responses"
 REJECTED = "rejected"  # under requests/: malformed request files, kept for a human
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_REQUEST_BYTES = 64 * 1024  # a request is about 150 bytes
 _STALE_RESPONSE_AGE = 3600.0  # answers nobody collected (the CLI gave up) are pruned after this
 
 
@@ -191,7 +193,8 @@ def take_requests(directory: Path) -> list[Request]:
     """
     folder = Path(directory) / REQUESTS
     try:
-        names = sorted(p for p in folder.glob("*.json") if p.is_file())
+        # Anything but a directory: a FIFO or device named *.json is set aside, not skipped.
+        names = sorted(p for p in folder.glob("*.json") if not p.is_dir())
     except OSError as exc:
         raise ControlError(f"cannot list {folder}: {exc}") from exc
     taken: list[Request] = []
@@ -200,8 +203,9 @@ def take_requests(directory: Path) -> list[Request]:
             request = _parse_request(path)
         except FileNotFoundError:
             continue  # gone between listing and reading: nothing to set aside
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            _reject(directory, path, f"{type(exc).__name__}: {exc}")
+        except (OSError, ValueError, TypeError, KeyError, RecursionError, FileRefused) as exc:
+            # One bad file is answered and set aside; the others in this batch still run.
+            _reject(directory, path, f"{type(exc).__name__}: {str(exc)[:200]}")
             continue
         # Removing the file is the claim: a CLI that gave up waiting withdraws its request by
         # deleting it first, and a withdrawn request must never run.
@@ -258,7 +262,8 @@ async def wait_response(
 
 
 def _parse_request(path: Path) -> Request:
-    raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    # Non-blocking and capped: a FIFO or a huge file in requests/ cannot stall the daemon.
+    raw: Any = json.loads(read_regular_file(path, _MAX_REQUEST_BYTES).decode("utf-8"))
     if not isinstance(raw, dict) or set(raw) != {"id", "op", "node", "until", "requested_at"}:
         raise ValueError("expected an object with id, op, node, until, requested_at")
     if raw["id"] != path.stem or not _ID.fullmatch(path.stem):
@@ -268,7 +273,10 @@ def _parse_request(path: Path) -> Request:
     for key in ("until", "requested_at"):
         value = raw[key]
         if (value is None and key == "until") or (
-            isinstance(value, int | float) and not isinstance(value, bool)
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and abs(value) < 1e12  # also excludes inf and a 400-digit integer; NaN below
+            and value == value
         ):
             continue
         raise ValueError(f"{key} must be a number")

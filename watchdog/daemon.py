@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from watchdog.config import Config, load_config
 from watchdog.errors import ConfigError
 from watchdog.journal import log_event, setup_logging
 from watchdog.metrics_server import MetricsServer, start_metrics
-from watchdog.model import AlertEvent, EventType, Severity
+from watchdog.model import AlertEvent, AlertStatus, Condition, EventType, Severity
 from watchdog.notify import Notifier, watchdog_loop
 from watchdog.plugs.base import Plug
 from watchdog.plugs.factory import make_plug
@@ -165,7 +166,12 @@ class Daemon:
                 f"persisted state unusable: {loaded.problem}; moved to {loaded.moved_to}",
                 severity=Severity.ERROR,
             )
+            reset = state_reset_event(loaded.problem, time.time())
+            dispatcher.submit(reset)
         await engine.start(loaded.state)
+        settled = asyncio.create_task(
+            self._resolve_state_reset(engine, reset if loaded.problem else None)
+        )
         if self.install_signals:
             self._install_signals()
         self.metrics = await start_metrics(cfg, engine)
@@ -199,7 +205,7 @@ class Daemon:
         finally:
             self.notifier.stopping()
             log_event(log, EventType.STOPPING, "cluster-watchdog stopping", action="stop")
-            for task in (heartbeat, pinger):
+            for task in (heartbeat, pinger, settled):
                 task.cancel()
             if self.metrics is not None:
                 await self.metrics.stop()
@@ -210,6 +216,24 @@ class Daemon:
                     await plug.close()
             await client.aclose()
         return 0
+
+    async def _resolve_state_reset(self, engine: Engine, reset: AlertEvent | None) -> None:
+        """A state reset is paged once and resolved as soon as every node was seen again on
+        the fresh state: from then on the daemon knows the fleet, and the page says what was
+        lost (latches, pauses, budgets)."""
+        if reset is None:
+            return
+        while not engine.saw_every_node():  # noqa: ASYNC110 -- polled: no event to await
+            await asyncio.sleep(1.0)
+        engine.alerts.submit(
+            replace(
+                reset,
+                status=AlertStatus.RESOLVE,
+                severity=Severity.INFO,
+                summary="cluster-watchdog runs on a fresh state and has seen every node again",
+                at=time.time(),
+            )
+        )
 
     def _loop_ok(self) -> bool:
         # A scheduler that stopped ticking must stop the WATCHDOG=1 pings too.
@@ -308,3 +332,19 @@ class Daemon:
 
 def _page_delivered(state_dir: Path, channel: str, event: AlertEvent) -> None:
     history.page_delivered(state_dir, channel, event, time.time())
+
+
+def state_reset_event(problem: str, now: float) -> AlertEvent:
+    """The page sent when the state file was unusable: budgets and latches were reset."""
+    return AlertEvent(
+        node="cluster-watchdog",
+        cluster="watchdog",
+        condition=Condition.STATE_RESET,
+        status=AlertStatus.TRIGGER,
+        severity=Severity.CRITICAL,
+        summary="cluster-watchdog started with an empty state: its state file was unusable",
+        seen=problem,
+        done="set the file aside and started with no latches, pauses or cycle budget used",
+        todo="inspect the file set aside; re-pause or re-latch nodes as needed",
+        at=now,
+    )

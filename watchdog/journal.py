@@ -14,7 +14,8 @@ datagram (~212 KB) is passed as a sealed memfd. That is the stdlib code below.
 
 Logging never raises: when the socket is missing, full (non-blocking: a stalled journald must
 not stall the event loop) or the entry is refused, that record goes to stderr instead.
-Nothing here formats configuration, so no secret can leak through this module.
+Nothing here formats configuration; the handler carries :class:`~watchdog.redact.RedactingFilter`,
+so a secret in any record (a third-party logger's included) is masked before it is written.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from watchdog.model import EventType, FailureKind, NodeClass, ProbeKind, Severity
+from watchdog.redact import RedactingFilter
 
 JOURNAL_SOCKET: Final = "/run/systemd/journal/socket"
 SYSLOG_IDENTIFIER: Final = "cluster-watchdog"
@@ -168,7 +170,9 @@ class StructuredHandler(logging.Handler):
     def record_fields(self, record: logging.LogRecord) -> dict[str, str]:
         """Every journald field of ``record``; MESSAGE carries a traceback if there is one."""
         message = record.getMessage()
-        if record.exc_info:
+        if record.exc_text:  # already formatted (and redacted) by RedactingFilter
+            message += "\n" + record.exc_text
+        elif record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
         fields = dict(getattr(record, _RECORD_ATTR, {}))
         fields.setdefault("PRIORITY", str(_priority(record.levelno)))
@@ -281,7 +285,9 @@ def setup_logging(
         root.removeHandler(old)
         with contextlib.suppress(Exception):
             old.close()
-    root.addHandler(StructuredHandler((socket_path or JOURNAL_SOCKET) if use_journal else None))
+    handler = StructuredHandler((socket_path or JOURNAL_SOCKET) if use_journal else None)
+    handler.addFilter(RedactingFilter())  # every record, ours and third-party, is redacted
+    root.addHandler(handler)
     root.setLevel(numeric)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(

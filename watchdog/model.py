@@ -206,6 +206,7 @@ class Condition(StrEnum):
     GIVEN_UP = "given_up"
     PLUG = "plug"  # actuator unusable before it is needed
     CYCLE_FAILED = "cycle_failed"
+    STATE_RESET = "state_reset"  # the watchdog's own state file was unusable and set aside
 
 
 @dataclass(frozen=True, slots=True)

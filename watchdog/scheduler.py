@@ -140,6 +140,15 @@ class Engine(Actions):
         self._schedule_jobs()
         self._save()
 
+    def saw_every_node(self) -> bool:
+        """Every node has been probed (sshd, where probed, and its plug) since the start."""
+        nodes = {n.name: n for _, n in self.cfg.nodes()}
+        return all(
+            st.plug_at is not None
+            and (st.ssh.last_at is not None or not (n := nodes.get(name)) or not n.ssh.enabled)
+            for name, st in self.state.nodes.items()
+        )
+
     def power_in_flight(self, node: str) -> bool:
         task = self._power_tasks.get(node)
         return task is not None and not task.done()

@@ -7,29 +7,30 @@ consecutive failures, power cycles used and left in the window, the latch, maint
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from watchdog import control
 from watchdog.config import Config
-from watchdog.errors import ControlError
-from watchdog.store import SchemaError, from_json
+from watchdog.errors import ControlError, StoreError
+from watchdog.store import Store
 
 
 def read_status(cfg: Config, directory: Path, *, now: float) -> dict[str, Any]:
     path = directory / "state.json"
     problem = None
     nodes: dict[str, Any] = {}
-    intents: dict[str, Any] = {}
     try:
-        state = from_json(json.loads(path.read_text(encoding="utf-8")))
-        records, intents = dict(state.nodes), dict(state.intents)
-    except FileNotFoundError:
-        records, problem = {}, f"no state yet at {path} (has the daemon run?)"
-    except (OSError, ValueError, SchemaError) as exc:
-        records, problem = {}, f"state file {path} unreadable: {exc}"
+        # The daemon's own strict reader: what status shows is what the daemon would load.
+        state = Store(directory).read() if directory.is_dir() else None
+    except StoreError as exc:
+        state, problem = None, f"{exc}; the daemon will set it aside and page at its start"
+    else:
+        if state is None:
+            problem = f"no state yet at {path} (has the daemon run?)"
+    records = dict(state.nodes) if state else {}
+    intents = dict(state.intents) if state else {}
     p = cfg.policy
     for cluster, node in cfg.nodes():
         rec = records.get(node.name)

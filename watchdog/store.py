@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -40,12 +41,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.errors import StoreError
 
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 _TMP_PREFIX = ".state.json."
 _TMP_SUFFIX = ".tmp"
+# Bounds on what a state file may hold: a fleet's state is a few KB; a timestamp or a count
+# beyond 1e12 (the year 33658) is damage, not data.
+MAX_STATE_BYTES = 16 * 1024 * 1024
+MAX_NUMBER = 1e12
 _STALE_TMP_AGE = 600.0  # a writer never takes this long; older temp files are crash leftovers
 
 
@@ -105,6 +111,10 @@ class LoadResult:
 
 
 _T = TypeVar("_T", NodeRecord, CycleIntent)
+
+
+class StateUnreadable(StoreError):
+    """The state file exists but cannot be read fully and validly; it is left untouched."""
 
 
 class SchemaError(StoreError):
@@ -219,14 +229,26 @@ def _bool(value: object, where: str) -> bool:
 
 def _int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SchemaError(f"{where}: expected an integer, got {value!r}")
+        raise SchemaError(f"{where}: expected an integer, got {_short(value)}")
+    if abs(value) > MAX_NUMBER:
+        raise SchemaError(f"{where}: {_short(value)} is out of range (at most {MAX_NUMBER:g})")
     return value
 
 
 def _float(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SchemaError(f"{where}: expected a number, got {value!r}")
+        raise SchemaError(f"{where}: expected a number, got {_short(value)}")
+    # Checked before float(): a 400-digit integer would overflow it.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SchemaError(f"{where}: {value!r} is not a finite number")
+    if abs(value) > MAX_NUMBER:
+        raise SchemaError(f"{where}: {_short(value)} is out of range (at most {MAX_NUMBER:g})")
     return float(value)
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _step(value: object, where: str) -> IntentStep:
@@ -273,29 +295,48 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create state directory {self.directory}: {exc}") from exc
 
-    def load(self) -> LoadResult:
-        """Read the state; a bad file is moved aside and reported, never raised."""
+    def read(self) -> PersistedState | None:
+        """The state on disk, fully and validly read; ``None`` if there is none yet.
+
+        Raises :class:`StateUnreadable` (the file is left as it is) for a file that is not a
+        regular file, is over ``MAX_STATE_BYTES``, is not JSON or does not match the schema
+        (non-finite or out-of-range numbers included). The CLI's offline edits use this and
+        refuse; only :meth:`load` (the daemon) moves such a file aside.
+        """
         if not self.directory.is_dir():
             raise StoreError(f"state directory {self.directory} is missing or not a directory")
-        self._remove_stale_temp_files()
         try:
             if not self.path.exists() and not self.path.is_symlink():
-                return LoadResult(PersistedState())
+                return None
         except OSError as exc:
             raise StoreError(f"cannot use state directory {self.directory}: {exc}") from exc
         try:
-            text = self.path.read_bytes().decode("utf-8")
-            state = from_json(json.loads(text, parse_constant=_no_constants))
+            raw = read_regular_file(self.path, MAX_STATE_BYTES)
+            return from_json(json.loads(raw.decode("utf-8"), parse_constant=_no_constants))
         except SchemaError as exc:
-            why = f"does not match this version's schema ({exc})"
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-            # ValueError covers json.JSONDecodeError; IsADirectoryError is an OSError.
-            why = f"is unreadable or not valid JSON ({type(exc).__name__}: {exc})"
+            why = f"it does not match this version's schema ({exc})"
+        except FileNotFoundError:
+            return None  # removed since we looked
+        except FileRefused as exc:
+            why = str(exc)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            # ValueError covers json.JSONDecodeError and integers over Python's digit limit.
+            why = f"not valid JSON ({type(exc).__name__}: {str(exc)[:200]})"
+        raise StateUnreadable(f"state file {self.path} is unreadable: {why}")
+
+    def load(self) -> LoadResult:
+        """Read the state; a bad file is moved aside and reported, never raised."""
+        if self.directory.is_dir():
+            self._remove_stale_temp_files()
+        try:
+            state = self.read()
+        except StateUnreadable as exc:
+            problem = str(exc)
         else:
-            return LoadResult(state)
+            return LoadResult(state or PersistedState())
         moved = self._move_aside()
         problem = (
-            f"state file {self.path} {why}; moved aside to {moved}. Starting with an empty "
+            f"{problem}; moved aside to {moved}. Starting with an empty "
             "state: power-cycle budgets, latches and pauses were reset."
         )
         return LoadResult(PersistedState(), problem=problem, moved_to=moved)

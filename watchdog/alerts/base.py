@@ -8,6 +8,7 @@ channel only — never a URL, a routing key or a token — because webhook URLs 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import Iterable, Mapping
@@ -17,11 +18,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from watchdog.bounded import IDENTITY, BodyRefused, printable, read_body
 from watchdog.errors import WatchdogError
 from watchdog.model import AlertEvent, AlertStatus
+from watchdog.redact import redact as redact_all
 
 # How much of an error answer's body goes into a DeliveryError (after redaction).
 _BODY_SNIPPET = 200
+# A receiver's answer is read up to this many bytes; a longer one fails the delivery.
+_MAX_ANSWER = 65536
 # Statuses worth retrying: the receiver is overloaded or briefly broken. Any other 4xx means
 # our request (payload, key, URL) is wrong, and sending it again cannot change the answer.
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -132,13 +137,30 @@ async def post(
     """
     hidden = [s for s in secrets if s]
     try:
-        response = await client.post(
-            url,
-            json=json,
-            content=content,
-            headers=dict(headers or {}),
-            timeout=request_timeout,
-        )
+        # One deadline for the whole exchange: httpx's timeouts are per read.
+        async with (
+            asyncio.timeout(request_timeout),
+            client.stream(
+                "POST",
+                url,
+                json=json,
+                content=content,
+                headers={**(headers or {}), "Accept-Encoding": IDENTITY},
+                timeout=request_timeout,
+            ) as response,
+        ):
+            # A 2xx is delivered: its body is never read (leaving the block drops it). An
+            # error answer is read for its message, bounded like every peer's answer.
+            body = b""
+            if not response.is_success:
+                try:
+                    body = await read_body(response, _MAX_ANSWER)
+                except BodyRefused as exc:
+                    body = f"(answer not read: {exc})".encode()
+    except TimeoutError:
+        raise DeliveryError(
+            channel, f"no complete answer within {request_timeout:g}s", retryable=True
+        ) from None
     except httpx.TimeoutException as exc:
         raise DeliveryError(
             channel, f"timed out after {request_timeout:g}s ({type(exc).__name__})", retryable=True
@@ -155,7 +177,9 @@ async def post(
     if response.is_success:
         return response
     status = response.status_code
-    snippet = " ".join(response.text[:_BODY_SNIPPET].split())
-    detail = f"HTTP {status}" + (f": {redact(snippet, hidden)}" if snippet else "")
+    # Redact the whole (bounded) answer first, then cut: a key cut in half would survive.
+    text = redact_all(redact(body.decode("utf-8", errors="replace"), hidden))
+    snippet = printable(text, _BODY_SNIPPET)
+    detail = f"HTTP {status}" + (f": {snippet}" if snippet else "")
     retryable = status >= 500 or status in _RETRYABLE_STATUS
     raise DeliveryError(channel, detail, retryable=retryable, retry_after=_retry_after(response))

@@ -8,12 +8,16 @@ embeds the check's secret, so it never appears in a log line or an exception.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 from pydantic import SecretStr
 
+from watchdog.bounded import IDENTITY, BodyRefused, read_body
+
 log = logging.getLogger("watchdog.alerts")
+_MAX_ANSWER = 65536  # a ping service answers "OK"; anything longer is not one
 
 
 def fail_url(url: str) -> str:
@@ -40,7 +44,18 @@ class Heartbeat:
         try:
             base = self._url.get_secret_value()
             url = base if ok else fail_url(base)
-            response = await self._client.get(url, timeout=self._timeout)
+            # One deadline for the whole exchange: httpx's timeouts are per read.
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client.stream(
+                    "GET", url, headers={"Accept-Encoding": IDENTITY}, timeout=self._timeout
+                ) as response,
+            ):
+                await read_body(response, _MAX_ANSWER)  # bounded; the content is not used
+        except BodyRefused as exc:
+            problem = f"answer refused ({exc})"
+        except TimeoutError:
+            problem = f"no complete answer within {self._timeout:g}s"
         except httpx.TimeoutException as exc:
             problem = f"timed out after {self._timeout:g}s ({type(exc).__name__})"
         except httpx.TransportError as exc:

@@ -9,14 +9,29 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from watchdog.config.base import _Strict
+from watchdog.config.base import _Problem, _Strict
 from watchdog.config.durations import Duration, PositiveDuration, _timeout_within_interval
 from watchdog.config.secrets import _secret_fields
+from watchdog.config.urls import check_http_url
 
 
 class _Channel(_Strict):
     name: str | None = None
     timeout: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _url_usable(self) -> _Channel:
+        _check_url(getattr(self, "url", None))
+        return self
+
+
+def _check_url(url: object) -> None:
+    value = url.get_secret_value() if isinstance(url, SecretStr) else url
+    if isinstance(value, str):
+        try:
+            check_http_url(value)
+        except _Problem as exc:
+            raise _Problem(str(exc), exc.fix, "url") from None
 
 
 class WebhookChannel(_Channel):
@@ -75,6 +90,7 @@ class Heartbeat(_Strict):
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> Heartbeat:
+        _check_url(self.url)
         _timeout_within_interval(self.timeout, self.interval)
         return self
 

@@ -18,22 +18,33 @@ _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*)+$")
 _NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The longest duration accepted anywhere: far beyond any sensible interval or pause, far
+# below what the scheduler's timedelta/datetime arithmetic can overflow on.
+MAX_DURATION = 366 * 86400.0
 
 
 def parse_duration(value: object) -> float:
     """``30s``, ``5m``, ``1h30m``, ``500ms`` or a bare number of seconds -> seconds."""
     if isinstance(value, bool):  # YAML turns `yes`/`on` into booleans: not a duration
         raise _Problem("expected a duration such as 30s, 5m or 1h30m", _DURATION_FIX)
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER_RE.match(value)):
+    if isinstance(value, int) and abs(value) > MAX_DURATION:
+        seconds = math.inf  # float() of a huge integer would overflow
+    elif isinstance(value, int | float) or (
+        isinstance(value, str) and len(value) <= 64 and _NUMBER_RE.match(value)
+    ):
         seconds = float(value)
-    elif isinstance(value, str) and _DURATION_RE.match(value):
+    elif isinstance(value, str) and len(value) <= 64 and _DURATION_RE.match(value):
         seconds = sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(value))
     else:
         raise _Problem(
-            f"expected a duration such as 30s, 5m or 1h30m, got {value!r}", _DURATION_FIX
+            f"expected a duration such as 30s, 5m or 1h30m, got {repr(value)[:40]}",
+            _DURATION_FIX,
         )
-    if not math.isfinite(seconds):
-        raise _Problem("expected a finite duration", "write a duration such as 30s")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise _Problem(
+            f"a duration can be at most {format_duration(MAX_DURATION)}",
+            "write a duration such as 30s, 5m or 1h30m",
+        )
     if seconds < 0:
         raise _Problem("a duration cannot be negative", "write a positive duration such as 30s")
     return seconds

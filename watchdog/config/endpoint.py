@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from watchdog.config.base import _Problem, _Strict
 from watchdog.config.durations import PositiveDuration, _timeout_within_interval
 from watchdog.config.secrets import _secret_fields
+from watchdog.config.urls import check_http_url
 
 
 class ProbeTiming(_Strict):
@@ -74,6 +75,7 @@ class Endpoint(_Strict):
                 "credentials in the URL are not accepted (URLs are logged)",
                 "remove user:password@ and use api_key",
             )
+        check_http_url(value)
         value = value.rstrip("/")
         if value.endswith(_API_SUFFIXES):
             raise _Problem(

@@ -17,8 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationInfo, model_validator
 
+from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.config.base import _Problem
 
+MAX_SECRET_BYTES = 64 * 1024  # a secret file holds one key, token or URL
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -79,13 +81,20 @@ def _resolve_secret(raw: object, key: str, name: str, ctx: SecretContext) -> Sec
             )
         path = Path(ctx.credentials_dir) / raw
         what, fix = "credential file", f"check LoadCredential={raw}:… in the unit"
+    # A bare word under *_file may be the secret itself pasted in the wrong key: never echo
+    # it. A value with a slash is clearly a path and is shown.
+    shown = str(path) if "/" in raw else f"named in {key} (value not shown)"
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise _Problem(f"cannot read {what} {path}: {reason}", fix) from None
+        text = read_regular_file(path, MAX_SECRET_BYTES).decode("utf-8").strip()
+    except FileNotFoundError:
+        raise _Problem(f"cannot read {what} {shown}: No such file or directory", fix) from None
+    except FileRefused as exc:
+        reason = str(exc).replace(str(path), shown)
+        raise _Problem(f"{what}: {reason}", fix) from None
+    except UnicodeDecodeError:
+        raise _Problem(f"cannot read {what} {shown}: not UTF-8 text", fix) from None
     if not text:
-        raise _Problem(f"{what} {path} is empty", "write the secret into it")
+        raise _Problem(f"{what} {shown} is empty", "write the secret into it")
     return SecretStr(text)
 
 

@@ -14,9 +14,11 @@ Pacemaker fences the same way: off, poll every 1 s for 20 s, on, verify (field n
 
 Cancellation: once the off command has been sent, a cancelled procedure (CancelledError)
 still switches the plug back on — in a task shielded from the cancellation — and re-raises
-only after that attempt. SIGTERM handling relies on this: the daemon cancels the cycle task
-and awaits it, and the node is not left off. (Cancelled a second time while waiting, the
-switch-on task carries on in the background and the caller gets its CancelledError.)
+only after that attempt; so does any other exception that escapes a step (a driver's bug, a
+malformed answer), which is re-raised after the switch-on attempt. SIGTERM handling relies on
+this: the daemon cancels the cycle task and awaits it, and the node is not left off.
+(Cancelled a second time while waiting, the switch-on task carries on in the background and
+the caller gets its CancelledError.)
 
 Every step is reported through ``on_step`` (sync or async; its failures are logged, never
 fatal). ``StepReport.elapsed`` is how long that step took (for DONE: the whole run). Time
@@ -126,7 +128,7 @@ class _Run:
                 if not await self.plug.is_on():
                     return True, "plug reads off"
                 last = "plug still reads on"
-            except PlugError as err:
+            except Exception as err:  # PlugError, or a driver's bug: keep polling
                 last = f"cannot read the plug: {err}"
             if self.clock() >= deadline:
                 return False, f"not off within {self.confirm_timeout:g} s: {last}"
@@ -143,7 +145,7 @@ class _Run:
                 if not sent:
                     sent, confirm_started = True, self.clock()
                     await self.report(CycleStep.ON, True, f"switched on{why}", started)
-            except PlugError as err:
+            except Exception as err:  # PlugError, or a driver's bug: keep trying
                 last = f"switch-on failed: {err}"
             try:
                 if await self.plug.is_on():
@@ -155,7 +157,7 @@ class _Run:
                     return None
                 if sent:
                     last = "plug still reads off"
-            except PlugError as err:
+            except Exception as err:  # PlugError, or a driver's bug: keep trying
                 last = f"cannot read the plug: {err}"
             if self.clock() >= deadline:
                 break
@@ -188,6 +190,13 @@ class _Run:
         if step is None:
             await self.disarm()
         return self.outcome(failed, left_off=step is not None)
+
+    async def on_error(self) -> None:
+        """An unexpected exception escaped a step: still leave no node off."""
+        if self.off_sent and not self.confirmed_on:
+            await _shielded(self.switch_on(" (after an unexpected error)"))
+        elif self.armed and not self.off_sent:
+            await _shielded(self.disarm())
 
     async def on_cancel(self) -> None:
         """Called with a CancelledError pending: leave no node off and no stray timer."""
@@ -289,6 +298,9 @@ async def power_cycle(
     except asyncio.CancelledError:
         await run.on_cancel()
         raise
+    except Exception:
+        await run.on_error()
+        raise
 
 
 async def ensure_on(
@@ -332,4 +344,7 @@ async def ensure_on(
         return await run.finish(begun)
     except asyncio.CancelledError:
         await run.on_cancel()
+        raise
+    except Exception:
+        await run.on_error()
         raise

@@ -1,11 +1,13 @@
-"""TP-Link Kasa/Tapo driver over python-kasa (>= 0.12): the only module that imports ``kasa``.
+"""TP-Link Kasa/Tapo driver over python-kasa (>= 0.12); with ``kasa_bounded`` the only importer.
 
 Owns one outlet: a single plug, or one outlet of a strip chosen by index (from 0) or alias.
 Every python-kasa exception is translated here into :class:`~watchdog.errors.PlugError`
 (``raise ... from exc``): ``AuthenticationError`` -> AUTH, a timeout anywhere in the cause
 chain -> TIMEOUT (python-kasa wraps a timed-out ``turn_off`` in a plain ``KasaException``),
-refused / unreachable -> UNREACHABLE, anything else -> PROTOCOL. Messages never carry
-credentials.
+refused / unreachable -> UNREACHABLE, anything else -> PROTOCOL — including a device's
+wrong-typed answer that makes python-kasa raise ``KeyError`` or ``TypeError``: malformed remote
+data is a plug error, never a crash. Answers are size-capped by :mod:`.kasa_bounded`. Messages
+never carry credentials, and text from the device is made printable and capped.
 
 python-kasa retries every request 3 more times itself (worst case about 4 x timeout + 3 s);
 that is the one retry loop for plug I/O, so nothing here retries a single request. The
@@ -32,11 +34,14 @@ from kasa.exceptions import DeviceError, SmartErrorCode
 from kasa.exceptions import TimeoutError as KasaTimeoutError
 from kasa.iot import IotDevice
 
+from watchdog.bounded import printable
 from watchdog.config import Plug as PlugConfig
 from watchdog.config import PlugEncryption, PlugType
 from watchdog.errors import ConfigError, PlugError, PlugFailure
 from watchdog.model import PlugReading
 from watchdog.plugs.base import unreachable_reading
+from watchdog.plugs.kasa_bounded import connect as bounded_connect
+from watchdog.redact import redact
 
 T = TypeVar("T")
 _Refresh = Literal["none", "state", "all"]
@@ -173,7 +178,7 @@ class KasaPlug:
             except PlugError:
                 await self._drop()
                 raise
-            except (KasaException, OSError) as exc:
+            except Exception as exc:  # python-kasa, the socket, or a malformed answer
                 await self._drop()
                 kind = classify(exc)
                 raise PlugError(
@@ -194,7 +199,7 @@ class KasaPlug:
                 credentials=self._credentials,
                 connection_type=self._connection,
             )
-            self._dev = await Device.connect(config=config)  # connect() runs update()
+            self._dev = await bounded_connect(config)  # runs update(), answers capped
         elif refresh != "none":
             await self._dev.update(update_children=refresh == "all")
         return self._dev
@@ -227,7 +232,7 @@ class KasaPlug:
             child = next((c for c in children if (c.alias or "").lower() == outlet.lower()), None)
             if child is not None:
                 return child
-        names = ", ".join(repr(c.alias) for c in children)
+        names = printable(", ".join(repr(c.alias) for c in children), 200)
         raise PlugError(
             PlugFailure.NO_OUTLET,
             f"plug {self.label}: no outlet {outlet!r} (outlets 0..{len(children) - 1}: {names})",
@@ -243,7 +248,7 @@ class KasaPlug:
             reachable=True,
             is_on=bool(target.is_on),
             watts=watts,
-            detail=f"{target.alias or self._host}",
+            detail=printable(str(target.alias or self._host), 120),
         )
 
     async def _iot_countdown(self, dev: IotDevice, seconds: int | None) -> bool:
@@ -264,7 +269,7 @@ class KasaPlug:
             if result.get("err_code") != 0:
                 raise PlugError(
                     PlugFailure.PROTOCOL,
-                    f"plug {self.label}: count_down.{call} answered {result!r}",
+                    f"plug {self.label}: count_down.{call} answered {printable(repr(result), 200)}",
                 )
         return True
 
@@ -297,6 +302,8 @@ class KasaPlug:
 
     def _scrub(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
+        if not isinstance(exc, KasaException | OSError):  # a malformed answer tripped it up
+            text = f"malformed answer ({type(exc).__name__}: {text})"
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text[:300]
+        return printable(redact(text), 300)  # redact first, then cut

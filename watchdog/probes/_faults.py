@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from watchdog.bounded import printable
 from watchdog.hints import hint_for
 from watchdog.model import FailureKind
 
@@ -59,9 +60,10 @@ class Reply:
         """The body as JSON, or :class:`Fault` BAD_RESPONSE (HTML from a proxy, garbage...)."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
             raise Fault(
-                FailureKind.BAD_RESPONSE, f"HTTP {self.status} body is not JSON: {self.text()}"
+                FailureKind.BAD_RESPONSE, f"HTTP {self.status} body is {what}: {self.text()}"
             ) from None
 
     def error_type(self) -> str:
@@ -78,20 +80,27 @@ class Reply:
         """The server's error message in any of the shapes vLLM and proxies use."""
         try:
             payload = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.text()
         if isinstance(payload, dict):
             err = payload.get("error", payload.get("detail", payload.get("message")))
             if isinstance(err, dict):
                 err = err.get("message", err)
             if err is not None:
-                return one_line(err if isinstance(err, str) else json.dumps(err))
+                return one_line(err if isinstance(err, str) else _dumps(err))
         return self.text()
 
 
+def _dumps(value: object) -> str:
+    try:
+        return json.dumps(value)
+    except (ValueError, RecursionError):
+        return "(an error object nested too deeply to show)"
+
+
 def one_line(text: str, limit: int = DETAIL_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Remote text made printable (no control characters, no lone surrogates) and capped."""
+    return printable(text, limit)
 
 
 def _root_causes(exc: BaseException) -> list[BaseException]:
