@@ -36,6 +36,8 @@ from watchdog.sim.harness import Harness, Timings
 from watchdog.status import read_status
 from watchdog.store import NodeRecord, PersistedState, Store
 
+pytestmark = pytest.mark.e2e  # real daemon processes: not in the fast lane
+
 NODES = ("spark-1", "spark-2")
 A, B = NODES
 TWO_HOURS = 7200.0

@@ -51,3 +51,9 @@ def test_the_readme_lists_every_failure_kind_and_probe() -> None:
         assert f"`{kind.value}`" in failure_row, f"README's failure list lacks {kind.value}"
     for probe in ProbeKind:
         assert f"`{probe.value}`" in probe_row, f"README's probe list lacks {probe.value}"
+
+
+def test_the_command_help_is_written_for_users_not_a_module_docstring() -> None:
+    text = _parser().format_help()
+    assert "entry layer" not in text and "``" not in text, text
+    assert "cluster-watchdog demo" in text and "78" in text

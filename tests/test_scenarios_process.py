@@ -42,6 +42,8 @@ from watchdog.config import load_config
 from watchdog.sim.harness import Harness
 from watchdog.sim.kasa import KasaEmulator, PlugFault
 
+pytestmark = pytest.mark.e2e  # real daemon processes: not in the fast lane
+
 A, B = "spark-1", "spark-2"
 EX_CONFIG = 78
 TESTS = Path(__file__).resolve().parent

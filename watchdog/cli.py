@@ -68,7 +68,18 @@ _VLLM_VERSION_OPTS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cluster-watchdog", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="cluster-watchdog",
+        description=(
+            "Keeps a GPU inference cluster serving: probes each node's sshd and the vLLM "
+            "endpoint, and power-cycles a node through its smart plug only when it is truly "
+            "wedged. Start with 'cluster-watchdog demo', then 'check' against your cluster."
+        ),
+        epilog=(
+            "Exit codes: 0 ok; 1 check found failures or a request was refused; 2 usage; "
+            "78 bad config (the key's path and the fix are printed)."
+        ),
+    )
     p.add_argument("--version", action="version", version=f"cluster-watchdog {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     default_cfg = os.environ.get("CLUSTER_WATCHDOG_CONFIG", DEFAULT_CONFIG)
