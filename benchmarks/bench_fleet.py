@@ -136,10 +136,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
     print(f"load at window start: {load_start}")
     print(f"load at window end:   {load_end}")
     print(f"CPU      {cpu:.2f} % of one core")
-    print(
-        f"RSS      max {max(rss_samples) / 2**20:.1f} MiB, "
-        f"end {rss_samples[-1] / 2**20:.1f} MiB"
-    )
+    print(f"RSS      max {max(rss_samples) / 2**20:.1f} MiB, end {rss_samples[-1] / 2**20:.1f} MiB")
     if late:
         print(
             f"lateness p50 {pct(late, 50) * 1e3:.0f} ms  p99 {pct(late, 99) * 1e3:.0f} ms  "

@@ -9,6 +9,7 @@ paged separately (as an Alertmanager inhibit rule would). No I/O; ``now`` is an 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
@@ -51,6 +52,7 @@ _SEVERITY = {
     Condition.POWERED_OFF: Severity.ERROR,
     Condition.MISCONFIGURED: Severity.WARNING,
     Condition.PLUG: Severity.WARNING,
+    Condition.OVERLOADED: Severity.CRITICAL,
 }
 
 
@@ -79,8 +81,15 @@ def _node_conditions(st: NodeState) -> set[Condition]:
 
 
 def derive_alerts(
-    fleet: FleetState, now: float, blind: str | None
+    fleet: FleetState,
+    now: float,
+    blind: str | None,
+    *,
+    only: Collection[str] | None = None,
+    members_of: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[FleetState, list[Action]]:
+    """Page, update and resolve from the classes; ``only``: just these nodes and their
+    clusters (``members_of`` maps a cluster to its nodes, so no scan is needed)."""
     out: list[Action] = []
     if (blind is not None) != fleet.blind_alert_open:
         status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
@@ -99,7 +108,8 @@ def derive_alerts(
         )
         fleet = replace(fleet, blind_alert_open=blind is not None)
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
+    for name in fleet.nodes.keys() if only is None else only:
+        st = fleet.nodes[name]
         if st.cls is NodeClass.BLIND:
             continue  # what we cannot see we neither page about nor resolve
         want = _node_conditions(st)
@@ -111,8 +121,8 @@ def derive_alerts(
                 out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
         nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
-    for cs in fleet.clusters.values():
-        members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
+    for cs in _clusters(fleet, only):
+        members = _members(fleet, cs.name, members_of)
         want_c: dict[Condition, NodeState] = {}
         if not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
             for m in members:
@@ -131,6 +141,20 @@ def derive_alerts(
                 want_c[cond] = members[0]  # keep open while it is explained by a member
         fleet = fleet.with_cluster(replace(cs, open_alerts=frozenset(want_c)))
     return fleet, [a for a in out if a is not None]
+
+
+def _clusters(fleet: FleetState, only: Collection[str] | None) -> list[ClusterState]:
+    if only is None:
+        return list(fleet.clusters.values())
+    return [fleet.clusters[c] for c in sorted({fleet.nodes[n].cluster for n in only})]
+
+
+def _members(
+    fleet: FleetState, cluster: str, index: Mapping[str, Sequence[str]] | None
+) -> list[NodeState]:
+    if index is None:
+        return [n for n in fleet.nodes.values() if n.cluster == cluster]
+    return [fleet.nodes[n] for n in index.get(cluster, ())]
 
 
 def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float) -> AlertAction:

@@ -195,6 +195,7 @@ class Condition(StrEnum):
     GIVEN_UP = "given_up"
     PLUG = "plug"  # actuator unusable before it is needed
     CYCLE_FAILED = "cycle_failed"
+    OVERLOADED = "watchdog_overloaded"  # the watchdog cannot keep up: nothing is judged
 
 
 @dataclass(frozen=True, slots=True)

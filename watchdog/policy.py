@@ -17,6 +17,7 @@ The safety rules, each a tested behaviour:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from watchdog.alerting import derive_alerts
@@ -62,14 +63,31 @@ class _Verdict:
 
 
 # --------------------------------------------------------------------------- evaluate
-def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
-    """Classify every node, apply the safety gates, and derive alerts from the classes."""
+def evaluate(
+    fleet: FleetState,
+    now: float,
+    cfg: Config,
+    *,
+    only: Collection[str] | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    hold: str | None = None,
+) -> Decision:
+    """Classify every node, apply the safety gates, and derive alerts from the classes.
+
+    ``only`` restricts the work to those nodes (and their clusters' alerts; ``members`` maps
+    a cluster to its nodes so that needs no scan): :mod:`watchdog.incremental` says which
+    nodes a change can affect. ``hold`` is a reason the watchdog cannot trust what it sees
+    other than blindness (it is overloaded): nodes with failing evidence are judged blind.
+    """
     blind = _blind_reason(fleet, cfg, now)
-    can_act = blind is None and not (cfg.watchdog.witnesses and fleet.witness.failing)
+    judge_blind = blind or hold
+    can_act = judge_blind is None and not (cfg.watchdog.witnesses and fleet.witness.failing)
     verdicts: dict[str, _Verdict] = {}
+    names = fleet.nodes.keys() if only is None else only
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
-        st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, blind)
+    for name in names:
+        st = fleet.nodes[name]
+        st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, judge_blind)
         nodes[name] = st
         verdicts[name] = verdict
     fleet = replace(fleet, nodes=nodes)
@@ -77,7 +95,8 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
 
     transitions: list[Transition] = []
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
+    for name in names:
+        st = fleet.nodes[name]
         v = verdicts[name]
         if v.cls is not st.cls:
             transitions.append(Transition(name, st.cluster, st.cls, v.cls, now, v.reason))
@@ -86,7 +105,7 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
         nodes[name] = replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
-    fleet, alerts = derive_alerts(fleet, now, blind)
+    fleet, alerts = derive_alerts(fleet, now, blind, only=only, members_of=members)
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
     return Decision(fleet, tuple(transitions), (*power, *alerts), confirm)
 

@@ -1,8 +1,16 @@
 """The engine: APScheduler jobs per node and probe feed the pure policy; actions run as tasks.
 
-Orchestration layer. Each probe job observes, then evaluates; every decision is applied in
-one place (``_apply``): transitions are logged, alerts submitted, power actions started as
-their own tasks (never blocking probing), confirmation bursts scheduled, state persisted.
+Orchestration layer. Each probe job observes, then evaluates what the result can change
+(:mod:`watchdog.incremental`); every decision is applied in one place (``_apply``):
+transitions are logged, alerts submitted, power actions started as their own tasks (never
+blocking probing), confirmation bursts scheduled, state persisted when a durable field changed.
+
+Timing: every periodic job fires at a fixed period from its own phase — the phases spread
+evenly over the first interval, so a thousand nodes do not start at once and no per-fire
+jitter accumulates. One banner probe per node at a time: a periodic probe that finds one in
+flight lets it serve; a confirmation waits for it and then runs, it is never dropped. When the
+event loop itself falls behind (:mod:`watchdog.overload`), failed probes that lost half their
+budget to us are dropped, and the watchdog pages once and judges no node until it keeps up.
 A power action records its intent (fsync'd) before the plug is touched; at start-up any
 half-done cycle is finished — the plug switched on — before a single probe runs.
 """
@@ -12,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -30,24 +38,35 @@ from watchdog.evidence import (
     observe_witness,
     reconcile,
 )
+from watchdog.incremental import Outlook, evaluate_scoped, may_change_with_time, members_index
 from watchdog.journal import log_event
 from watchdog.model import (
     AlertAction,
     AlertEvent,
     EventType,
+    FailureKind,
     NodeClass,
     PowerAction,
     ProbeKind,
     ProbeResult,
     Severity,
 )
-from watchdog.persist import from_persisted, to_persisted
+from watchdog.overload import LoopMonitor, overload_event
+from watchdog.persist import durable_change, from_persisted, to_persisted
 from watchdog.plugs.base import Plug
-from watchdog.policy import Decision, evaluate
+from watchdog.plugs.dryrun import DryRunPlug
+from watchdog.policy import Decision
 from watchdog.store import PersistedState, Store
 from watchdog.suite import ProbeSuite
 
 log = logging.getLogger("watchdog.engine")
+
+_SPREAD_CAP = 60.0  # first runs of long-interval jobs spread over at most this long
+_FULL_EVERY = 30.0  # a full evaluation now and then, behind the incremental ones
+# Failures that a deadline produced: if our own loop ate half the budget, they are ours.
+_DEADLINE = frozenset(
+    {FailureKind.TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.NO_BANNER, FailureKind.NO_REPLY}
+)
 
 
 class AlertSink(Protocol):
@@ -84,15 +103,31 @@ class Engine(Actions):
         self._power_tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        # Incremental evaluation: time-sensitive nodes, cluster members, last fleet outlook.
+        self._watch: set[str] = set()
+        self._index: dict[str, tuple[str, ...]] = {}
+        self._outlook: Outlook | None = None
+        self._last_full = 0.0
+        self._unsaved: set[str] | None = None  # records to rebuild; None: all
+        # One banner probe per node at a time; confirmations never dropped.
+        self._ssh_locks: dict[str, asyncio.Lock] = {}
+        self._confirm_timers: dict[str, asyncio.TimerHandle] = {}
+        self._confirm_tasks: dict[str, asyncio.Task[None]] = {}
+        self._confirm_again: set[str] = set()
+        self.monitor = LoopMonitor()
+        self._overloaded = False
+        self.dropped = 0  # failed probe results dropped because our own loop was late
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, loaded: PersistedState) -> None:
         self.persisted = loaded
         self.fleet = from_persisted(loaded, self._members(), self.clock())
+        self._index = members_index(self.fleet)
         await self._finish_half_done_cycles()
         self._schedule_jobs()
         self._scheduler.start()
+        self.monitor.start()
         self._save()
 
     async def stop(self) -> None:
@@ -100,6 +135,12 @@ class Engine(Actions):
         self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        self.monitor.stop()
+        for timer in self._confirm_timers.values():
+            timer.cancel()
+        for task in self._confirm_tasks.values():
+            task.cancel()
+        await self._cancel_dry_runs()
         tasks = [t for t in self._power_tasks.values() if not t.done()]
         if tasks:
             log.info("waiting for %d power action(s) to finish before stopping", len(tasks))
@@ -111,12 +152,32 @@ class Engine(Actions):
                 await asyncio.wait(pending, timeout=self.cfg.policy.plug_confirm_timeout + 5)
         self._save()
 
+    async def _cancel_dry_runs(self) -> None:
+        """A dry-run "power cycle" switches nothing: stop it now, and forget its intent."""
+        dry = {
+            node: task
+            for node, task in self._power_tasks.items()
+            if not task.done() and isinstance(self.plugs.get(node), DryRunPlug)
+        }
+        for task in dry.values():
+            task.cancel()
+        if dry:
+            await asyncio.wait(dry.values(), timeout=2.0)
+        for node in dry:
+            self._power_tasks.pop(node, None)
+            if node in self.persisted.intents:
+                self.persisted = self.store.clear_intent(self._snapshot(), node)
+
     def reload(self, cfg: Config, plugs: Mapping[str, Plug]) -> None:
         """Adopt a validated new config: keep node histories, reschedule every job."""
         self.cfg = cfg
         self.plugs = {**self.plugs, **plugs}
         assert self.fleet is not None
         self.fleet = reconcile(self.fleet, self._members(), self.clock())
+        self._index = members_index(self.fleet)
+        self._outlook = None  # the next evaluation is a full one
+        self._watch &= set(self.fleet.nodes)
+        self._unsaved = None
         self._scheduler.remove_all_jobs()
         self._schedule_jobs()
         self._save()
@@ -147,20 +208,49 @@ class Engine(Actions):
 
     def _schedule_jobs(self) -> None:
         now = datetime.now(UTC)
+        jobs: dict[str, list[tuple[str, float, Callable[..., Awaitable[None]], tuple[object, ...]]]]
+        jobs = {}
+
+        def add(
+            kind: str,
+            job_id: str,
+            interval: float,
+            func: Callable[..., Awaitable[None]],
+            *a: object,
+        ) -> None:
+            jobs.setdefault(kind, []).append((job_id, interval, func, a))
+
         for _, node in self.cfg.nodes():
             if node.ssh.enabled:
-                self._every(f"ssh:{node.name}", node.ssh.interval, self._job_ssh, node.name)
+                add("ssh", f"ssh:{node.name}", node.ssh.interval, self._job_ssh, node.name)
             if node.ping.enabled:
-                self._every(f"ping:{node.name}", node.ping.interval, self._job_ping, node.name)
-            self._every(f"plug:{node.name}", node.plug.validate_interval, self._job_plug, node.name)
+                add("ping", f"ping:{node.name}", node.ping.interval, self._job_ping, node.name)
+            add(
+                "plug",
+                f"plug:{node.name}",
+                node.plug.validate_interval,
+                self._job_plug,
+                node.name,
+            )
         for cluster in self.cfg.clusters:
             for kind, interval in self.suite.endpoint_jobs(cluster):
-                self._every(
-                    f"{kind}:{cluster.name}", interval, self._job_endpoint, cluster.name, kind
+                add(
+                    str(kind),
+                    f"{kind}:{cluster.name}",
+                    interval,
+                    self._job_endpoint,
+                    cluster.name,
+                    kind,
                 )
         if self.cfg.watchdog.witnesses:
             interval = min(n.ssh.interval for _, n in self.cfg.nodes())
-            self._every("witness", interval, self._job_witness)
+            add("witness", "witness", interval, self._job_witness)
+        # Each kind's jobs start evenly spread over its first interval (at most _SPREAD_CAP):
+        # job i of n first fires at i/n of it, then every interval from there, without drift.
+        for group in jobs.values():
+            for i, (job_id, interval, func, a) in enumerate(group):
+                phase = min(interval, _SPREAD_CAP) * i / len(group)
+                self._every(job_id, interval, func, *a, first=now + timedelta(seconds=phase))
         tick = max(0.2, min(1.0, self.cfg.policy.confirm_interval / 2))
         self._scheduler.add_job(
             self._guarded,
@@ -189,8 +279,15 @@ class Engine(Actions):
             )
 
     def _every(
-        self, job_id: str, interval: float, func: Callable[..., Awaitable[None]], *args: object
+        self,
+        job_id: str,
+        interval: float,
+        func: Callable[..., Awaitable[None]],
+        *args: object,
+        first: datetime | None = None,
     ) -> None:
+        # No jitter: APScheduler 3 adds it to the previous, already jittered fire time, so
+        # the period drifts. Fire times are first + k * interval; the phases do the spreading.
         self._scheduler.add_job(
             self._guarded,
             "interval",
@@ -200,9 +297,8 @@ class Engine(Actions):
             name=job_id,  # so APScheduler's own warnings say which job
             max_instances=1,
             coalesce=True,
-            jitter=min(interval * 0.1, 5.0),
             misfire_grace_time=None,
-            next_run_time=datetime.now(UTC),
+            next_run_time=first or datetime.now(UTC),
         )
 
     def _node(self, name: str) -> tuple[Cluster, Node] | None:
@@ -212,12 +308,21 @@ class Engine(Actions):
             return None  # removed by a reload while the job was queued
 
     async def _job_ssh(self, name: str) -> None:
-        if (found := self._node(name)) is not None:
-            self._observed(await self.suite.ssh(found[1]), node=name)
+        if (found := self._node(name)) is None:
+            return
+        lock = self._ssh_locks.setdefault(name, asyncio.Lock())
+        if lock.locked():
+            return  # a confirmation probes this node right now: its result serves
+        async with lock:
+            started = time.monotonic()
+            result = await self.suite.ssh(found[1])
+        self._observed(result, node=name, started=started, budget=found[1].ssh.timeout)
 
     async def _job_ping(self, name: str) -> None:
         if (found := self._node(name)) is not None:
-            self._observed(await self.suite.ping(found[1]), node=name)
+            started = time.monotonic()
+            result = await self.suite.ping(found[1])
+            self._observed(result, node=name, started=started, budget=found[1].ping.timeout)
 
     async def _job_plug(self, name: str) -> None:
         plug = self.plugs.get(name)
@@ -237,15 +342,21 @@ class Engine(Actions):
                 failure=reading.failure,
             )
         self.fleet = observe_plug(self.state, name, reading, self.clock())
-        self._evaluate()
+        self._evaluate({name})
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
         found = next((c for c in self.cfg.clusters if c.name == cluster), None)
         if found is None:
             return
-        for result in await self.suite.endpoint(found, kind):
-            self._observed(result, cluster=cluster, evaluate=False)
-        self._evaluate()
+        started = time.monotonic()
+        results = await self.suite.endpoint(found, kind)
+        budget = {
+            ProbeKind.HEALTH: found.endpoint.health.timeout,
+            ProbeKind.MODELS: found.endpoint.models.timeout,
+        }.get(kind, found.endpoint.tool_call.timeout)
+        for result in results:
+            self._observed(result, cluster=cluster, evaluate=False, started=started, budget=budget)
+        self._evaluate(self._index.get(cluster, ()))
 
     async def _job_witness(self) -> None:
         results = await asyncio.gather(
@@ -263,7 +374,7 @@ class Engine(Actions):
                 failure=best.failure,
             )
         self.fleet = observe_witness(self.state, best, self.clock())
-        self._evaluate()
+        self._evaluate(())  # a fleet-wide fact: the outlook says what it changes
 
     async def _job_confirm(self, name: str) -> None:
         """Confirmation burst: re-probe sshd and re-read the plug before judging."""
@@ -274,19 +385,29 @@ class Engine(Actions):
         # A silent plug takes python-kasa's retries (~4x its timeout) to give up: the sshd
         # verdict must not wait for it. The power procedure re-reads the plug before acting.
         reading = asyncio.create_task(plug.read()) if plug else None
-        self._observed(await self.suite.ssh(found[1]), node=name)
+        # After a periodic probe still in flight, never instead of the next one.
+        async with self._ssh_locks.setdefault(name, asyncio.Lock()):
+            started = time.monotonic()
+            result = await self.suite.ssh(found[1])
+        self._observed(result, node=name, started=started, budget=found[1].ssh.timeout)
         if reading is not None:
             self.fleet = observe_plug(self.state, name, await reading, self.clock())
-            self._evaluate()
+            self._evaluate({name})
 
     async def _job_tick(self) -> None:
-        self.last_tick = self.clock()
+        now = self.last_tick = self.clock()
         link = self.suite.link_up()
-        if link is not None:
+        if link is not None and link != self.state.link_up:
             self.fleet = observe_link(self.state, link)
+        before = self.fleet
         self._take_requests()
         self.alerts.tick()
-        self._evaluate()
+        # Time alone changes only the time-sensitive nodes; an operator request may change
+        # anything, and a full evaluation now and then backs the incremental ones.
+        if self.fleet is not before or now - self._last_full >= _FULL_EVERY:
+            self._evaluate()
+        else:
+            self._evaluate(set(self._watch))
 
     # ------------------------------------------------------------------ decide and act
     def _observed(
@@ -296,8 +417,20 @@ class Engine(Actions):
         node: str | None = None,
         cluster: str | None = None,
         evaluate: bool = True,
+        started: float | None = None,
+        budget: float | None = None,
     ) -> None:
         now = self.clock()
+        if (
+            result.failure in _DEADLINE
+            and started is not None
+            and budget is not None
+            and self.monitor.lag_since(started) >= budget / 2
+        ):
+            # Our own event loop ate half the budget: not the target's failure.
+            self.dropped += 1
+            log.debug("dropped %s %s: the event loop was late", result.target, result.probe)
+            return
         if not result.ok:
             owner = cluster or (self.state.node(node).cluster if node else None)
             log_event(
@@ -314,16 +447,38 @@ class Engine(Actions):
             )
         if node is not None:
             self.fleet = observe_node(self.state, node, result, now)
+            if evaluate:
+                self._evaluate({node})
         elif cluster is not None:
             self.fleet = observe_endpoint(self.state, cluster, result, now)
-        if evaluate:
-            self._evaluate()
+            if evaluate:
+                self._evaluate(self._index.get(cluster, ()))
 
-    def _evaluate(self) -> None:
-        self._apply(evaluate(self.state, self.clock(), self.cfg))
+    def _evaluate(self, changed: Collection[str] | None = None) -> None:
+        """Evaluate what ``changed`` nodes can affect; None (the default): every node."""
+        now = self.clock()
+        hold = self.monitor.reason()
+        if (hold is not None) != self._overloaded:
+            self._overloaded = hold is not None
+            self._alert(overload_event(hold, now))
+        if changed is None:
+            self._last_full = now
+        decision, only, self._outlook = evaluate_scoped(
+            self.state,
+            changed,
+            cfg=self.cfg,
+            now=now,
+            last=self._outlook,
+            watch=self._watch,
+            members=self._index,
+            hold=hold,
+        )
+        self._apply(decision, only)
 
-    def _apply(self, decision: Decision) -> None:
+    def _apply(self, decision: Decision, only: Collection[str] | None = None) -> None:
+        """Carry out a decision; ``only``: the nodes it evaluated (None: maybe all)."""
         self.fleet = decision.fleet
+        self._track(only)
         for t in decision.transitions:
             self._log_transition(t)
         for action in decision.actions:
@@ -337,32 +492,69 @@ class Engine(Actions):
             self._confirm_soon(name)
         self._save()
 
+    def _track(self, only: Collection[str] | None) -> None:
+        """Keep the time-sensitive set and the records to persist in step with the fleet."""
+        fleet = self.state
+        if only is None:
+            self._unsaved = None
+            self._watch = {
+                n
+                for n, st in fleet.nodes.items()
+                if may_change_with_time(st, fleet.clusters[st.cluster])
+            }
+            return
+        if self._unsaved is not None:
+            self._unsaved.update(only)
+        for n in only:
+            st = fleet.nodes.get(n)
+            if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
+                self._watch.add(n)
+            else:
+                self._watch.discard(n)
+
     def _confirm_soon(self, name: str) -> None:
-        job_id = f"confirm:{name}"
-        if self._scheduler.get_job(job_id) is None:
-            when = datetime.now(UTC) + timedelta(seconds=self.cfg.policy.confirm_interval)
-            self._scheduler.add_job(
-                self._guarded,
-                "date",
-                run_date=when,
-                args=(self._job_confirm, name),
-                id=job_id,
-                name=job_id,
-                misfire_grace_time=None,
-            )
+        """Re-probe ``name`` in confirm_interval; one asked for while one runs runs after it."""
+        if self._stopping or name in self._confirm_timers:
+            return
+        if name in self._confirm_tasks:
+            self._confirm_again.add(name)
+            return
+        loop = asyncio.get_running_loop()
+        self._confirm_timers[name] = loop.call_later(
+            self.cfg.policy.confirm_interval, self._start_confirm, name
+        )
+
+    def _start_confirm(self, name: str) -> None:
+        self._confirm_timers.pop(name, None)
+        if self._stopping:
+            return
+        task = asyncio.create_task(self._guarded(self._job_confirm, name), name=f"confirm:{name}")
+        self._confirm_tasks[name] = task
+        task.add_done_callback(lambda _t: self._confirm_done(name))
+
+    def _confirm_done(self, name: str) -> None:
+        self._confirm_tasks.pop(name, None)
+        if name in self._confirm_again:
+            self._confirm_again.discard(name)
+            self._confirm_soon(name)
 
     def _submit_alert(self, event: AlertEvent) -> None:
         self.alerts.submit(event)
 
     # ------------------------------------------------------------------ persistence
     def _snapshot(self) -> PersistedState:
-        return to_persisted(self.state, self.persisted)
+        return to_persisted(self.state, self.persisted, self._unsaved)
 
     def _save(self) -> None:
-        snap = self._snapshot()
-        if snap != self.persisted:
+        """Rebuild the records that may have changed; write only if a durable field did."""
+        only = self._unsaved
+        if only is not None and not only and self.persisted.fleet_cycles == self.state.fleet_cycles:
+            return
+        snap = to_persisted(self.state, self.persisted, only)
+        if durable_change(self.persisted, snap, only):
             self.store.save(snap)
-            self.persisted = snap
+        self.persisted = snap
+        self._unsaved = set()
 
 
 def _span(seconds: float) -> str:

@@ -1,0 +1,125 @@
+"""Which nodes a change can affect, so a probe result re-evaluates only those (pure logic).
+
+The policy (:func:`watchdog.policy.evaluate`) judges a node from its own state, its cluster's
+endpoint evidence, the time, and three fleet-wide facts: whether the watchdog is blind (or
+otherwise cannot trust what it sees), whether it may act, and who else competes for a power
+action (oldest failure first, ``max_in_flight``, fleet caps). This module derives, for a change,
+the smallest set of nodes whose evaluation gives the same result as evaluating them all:
+
+- the nodes the change touched (a node probe: that node; an endpoint probe: its cluster's
+  members; an operator request or a finished power action: that node);
+- every node when a fleet-wide fact changed (blind or not, its reason, may act or not);
+- every *time-sensitive* node (:func:`may_change_with_time`) when one of the touched nodes is
+  or would be competing for a power action, or has just left one: the gate then sees every
+  competitor as a full evaluation would.
+
+Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
+``tests/test_incremental.py`` checks, over random sequences of observations, that this equals a
+full evaluation. No I/O, no clock; ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from watchdog.config import Config
+from watchdog.evidence import ClusterState, FleetState, NodeState
+from watchdog.model import NodeClass
+from watchdog.policy import Decision, _blind_reason, _classify, evaluate
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """The fleet-wide facts every verdict depends on, as of the last evaluation."""
+
+    judge_blind: str | None
+    can_act: bool
+
+
+def outlook(fleet: FleetState, cfg: Config, now: float, hold: str | None) -> Outlook:
+    blind = _blind_reason(fleet, cfg, now) or hold
+    can_act = blind is None and not (cfg.watchdog.witnesses and fleet.witness.failing)
+    return Outlook(blind, can_act)
+
+
+def members_index(fleet: FleetState) -> dict[str, tuple[str, ...]]:
+    """Cluster -> its nodes, in the fleet's order (as a scan of the fleet would list them)."""
+    out: dict[str, list[str]] = {c: [] for c in fleet.clusters}
+    for name, st in fleet.nodes.items():
+        out.setdefault(st.cluster, []).append(name)
+    return {c: tuple(v) for c, v in out.items()}
+
+
+def may_change_with_time(st: NodeState, cs: ClusterState) -> bool:
+    """Whether the passing of time alone can change this node's verdict or alerts.
+
+    A healthy node with nothing failing, not paused, not booting and not in a power action is
+    judged the same at any later time (arming only ever becomes true); everything else —
+    thresholds held for a duration, boot and serve graces, pause expiry, back-off, budget
+    windows — depends on ``now``.
+    """
+    return (
+        st.cls is not NodeClass.HEALTHY
+        or st.paused
+        or st.boot_started_at is not None
+        or st.cycling_since is not None
+        or st.restore_on
+        or st.ssh.failing
+        or st.ping.failing
+        or any(ev.failing for ev in cs.probes.values())
+    )
+
+
+def _competes(st: NodeState, fleet: FleetState, cfg: Config, now: float, look: Outlook) -> bool:
+    """The node is, or has just stopped, competing for a power action."""
+    if st.cycling_since is not None or st.cls is NodeClass.CYCLING:
+        return True  # a slot in flight is taken or freed: the waiting ones must see it
+    _, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, look.judge_blind)
+    return verdict.wants is not None
+
+
+def scope(
+    fleet: FleetState,
+    changed: Collection[str],
+    *,
+    cfg: Config,
+    now: float,
+    last: Outlook | None,
+    watch: Collection[str],
+    hold: str | None = None,
+) -> tuple[Collection[str] | None, Outlook]:
+    """The nodes to evaluate after ``changed`` were touched (None: all of them).
+
+    ``watch`` holds the time-sensitive nodes (kept up to date by the caller with
+    :func:`may_change_with_time` after each evaluation); ``last`` is the outlook of the
+    previous evaluation.
+    """
+    look = outlook(fleet, cfg, now, hold)
+    if last is None or look != last:
+        return None, look
+    if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed):
+        return {*changed, *watch}, look
+    return changed, look
+
+
+def evaluate_scoped(
+    fleet: FleetState,
+    changed: Collection[str] | None,
+    *,
+    cfg: Config,
+    now: float,
+    last: Outlook | None,
+    watch: Collection[str],
+    members: Mapping[str, tuple[str, ...]],
+    hold: str | None = None,
+) -> tuple[Decision, Collection[str] | None, Outlook]:
+    """Evaluate what ``changed`` can affect (``None``: everything); returns the decision,
+    the nodes evaluated (None: all) and the new outlook."""
+    if changed is None:
+        only: Collection[str] | None = None
+        look = outlook(fleet, cfg, now, hold)
+    else:
+        only, look = scope(fleet, changed, cfg=cfg, now=now, last=last, watch=watch, hold=hold)
+    decision = evaluate(fleet, now, cfg, only=only, members=members, hold=hold)
+    return decision, only, look
