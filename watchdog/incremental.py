@@ -71,6 +71,23 @@ def may_change_with_time(st: NodeState, cs: ClusterState) -> bool:
     )
 
 
+def update_watch(fleet: FleetState, watch: set[str], only: Collection[str] | None) -> set[str]:
+    """The time-sensitive set after an evaluation of ``only`` (None: of every node)."""
+    if only is None:
+        return {
+            n
+            for n, st in fleet.nodes.items()
+            if may_change_with_time(st, fleet.clusters[st.cluster])
+        }
+    for n in only:
+        st = fleet.nodes.get(n)
+        if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
+            watch.add(n)
+        else:
+            watch.discard(n)
+    return watch
+
+
 def _competes(st: NodeState, fleet: FleetState, cfg: Config, now: float, look: Outlook) -> bool:
     """The node is, or has just stopped, competing for a power action."""
     if st.cycling_since is not None or st.cls is NodeClass.CYCLING:
@@ -123,3 +140,51 @@ def evaluate_scoped(
         only, look = scope(fleet, changed, cfg=cfg, now=now, last=last, watch=watch, hold=hold)
     decision = evaluate(fleet, now, cfg, only=only, members=members, hold=hold)
     return decision, only, look
+
+
+class Scope:
+    """The bookkeeping behind incremental evaluation, for one fleet.
+
+    Holds the time-sensitive nodes, the last outlook, and the nodes that changed class at the
+    last evaluation: a transition is not always a fixed point (a node that was just given a
+    power action is *cycling* with a new reason at its next evaluation), so those are
+    evaluated again with whatever comes next, as a full evaluation would.
+    """
+
+    def __init__(self, members: Mapping[str, tuple[str, ...]]) -> None:
+        self.members = members
+        self.watch: set[str] = set()
+        self.last: Outlook | None = None
+        self.carry: set[str] = set()
+
+    def reset(self, members: Mapping[str, tuple[str, ...]]) -> None:
+        """New cluster membership (a reload): the next evaluation is a full one."""
+        self.members = members
+        self.last = None
+
+    def evaluate(
+        self,
+        fleet: FleetState,
+        changed: Collection[str] | None,
+        *,
+        cfg: Config,
+        now: float,
+        hold: str | None = None,
+    ) -> tuple[Decision, Collection[str] | None]:
+        """Evaluate what ``changed`` can affect (None: every node); also returns the nodes
+        evaluated (None: all)."""
+        if changed is not None:
+            changed = {*changed, *(n for n in self.carry if n in fleet.nodes)}
+        decision, only, self.last = evaluate_scoped(
+            fleet,
+            changed,
+            cfg=cfg,
+            now=now,
+            last=self.last,
+            watch=self.watch,
+            members=self.members,
+            hold=hold,
+        )
+        self.watch = update_watch(decision.fleet, self.watch, only)
+        self.carry = {t.node for t in decision.transitions}
+        return decision, only

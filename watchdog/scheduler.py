@@ -38,7 +38,7 @@ from watchdog.evidence import (
     observe_witness,
     reconcile,
 )
-from watchdog.incremental import Outlook, evaluate_scoped, may_change_with_time, members_index
+from watchdog.incremental import Scope, members_index
 from watchdog.journal import log_event
 from watchdog.model import (
     AlertAction,
@@ -104,9 +104,8 @@ class Engine(Actions):
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         # Incremental evaluation: time-sensitive nodes, cluster members, last fleet outlook.
-        self._watch: set[str] = set()
         self._index: dict[str, tuple[str, ...]] = {}
-        self._outlook: Outlook | None = None
+        self._scope = Scope(self._index)
         self._last_full = 0.0
         self._unsaved: set[str] | None = None  # records to rebuild; None: all
         # One banner probe per node at a time; confirmations never dropped.
@@ -124,6 +123,7 @@ class Engine(Actions):
         self.persisted = loaded
         self.fleet = from_persisted(loaded, self._members(), self.clock())
         self._index = members_index(self.fleet)
+        self._scope.reset(self._index)
         await self._finish_half_done_cycles()
         self._schedule_jobs()
         self._scheduler.start()
@@ -175,8 +175,7 @@ class Engine(Actions):
         assert self.fleet is not None
         self.fleet = reconcile(self.fleet, self._members(), self.clock())
         self._index = members_index(self.fleet)
-        self._outlook = None  # the next evaluation is a full one
-        self._watch &= set(self.fleet.nodes)
+        self._scope.reset(self._index)  # the next evaluation is a full one
         self._unsaved = None
         self._scheduler.remove_all_jobs()
         self._schedule_jobs()
@@ -407,7 +406,7 @@ class Engine(Actions):
         if self.fleet is not before or now - self._last_full >= _FULL_EVERY:
             self._evaluate()
         else:
-            self._evaluate(set(self._watch))
+            self._evaluate(set(self._scope.watch))
 
     # ------------------------------------------------------------------ decide and act
     def _observed(
@@ -463,16 +462,7 @@ class Engine(Actions):
             self._alert(overload_event(hold, now))
         if changed is None:
             self._last_full = now
-        decision, only, self._outlook = evaluate_scoped(
-            self.state,
-            changed,
-            cfg=self.cfg,
-            now=now,
-            last=self._outlook,
-            watch=self._watch,
-            members=self._index,
-            hold=hold,
-        )
+        decision, only = self._scope.evaluate(self.state, changed, cfg=self.cfg, now=now, hold=hold)
         self._apply(decision, only)
 
     def _apply(self, decision: Decision, only: Collection[str] | None = None) -> None:
@@ -493,24 +483,11 @@ class Engine(Actions):
         self._save()
 
     def _track(self, only: Collection[str] | None) -> None:
-        """Keep the time-sensitive set and the records to persist in step with the fleet."""
-        fleet = self.state
+        """Keep the records to persist in step with the fleet."""
         if only is None:
             self._unsaved = None
-            self._watch = {
-                n
-                for n, st in fleet.nodes.items()
-                if may_change_with_time(st, fleet.clusters[st.cluster])
-            }
-            return
-        if self._unsaved is not None:
+        elif self._unsaved is not None:
             self._unsaved.update(only)
-        for n in only:
-            st = fleet.nodes.get(n)
-            if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
-                self._watch.add(n)
-            else:
-                self._watch.discard(n)
 
     def _confirm_soon(self, name: str) -> None:
         """Re-probe ``name`` in confirm_interval; one asked for while one runs runs after it."""
