@@ -55,6 +55,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--window", type=float, default=120.0)
     ap.add_argument("--hang-at", type=float, default=None, help="default: warmup / 2")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile", metavar="FILE", help="run the daemon under cProfile into FILE")
     return ap.parse_args()
 
 
@@ -72,7 +73,15 @@ async def run(args: argparse.Namespace, work: Path) -> int:
     log_path = work / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "watchdog", "run", "-c", str(cfg_path)],
+            [
+                sys.executable,
+                *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
+                "-m",
+                "watchdog",
+                "run",
+                "-c",
+                str(cfg_path),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

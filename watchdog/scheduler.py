@@ -63,6 +63,8 @@ log = logging.getLogger("watchdog.engine")
 
 _SPREAD_CAP = 60.0  # first runs of long-interval jobs spread over at most this long
 _FULL_EVERY = 30.0  # a full evaluation now and then, behind the incremental ones
+_SUMMARY_ODD = 8  # nodes named in the summary line
+_WRITE_EVERY = 1.0  # durable changes are written at most this often (intents at once)
 # Failures that a deadline produced: if our own loop ate half the budget, they are ours.
 _DEADLINE = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.NO_BANNER, FailureKind.NO_REPLY}
@@ -108,6 +110,9 @@ class Engine(Actions):
         self._scope = Scope(self._index)
         self._last_full = 0.0
         self._unsaved: set[str] | None = None  # records to rebuild; None: all
+        self._written_at = 0.0
+        self._write_pending = False
+        self._write_later: asyncio.TimerHandle | None = None
         # One banner probe per node at a time; confirmations never dropped.
         self._ssh_locks: dict[str, asyncio.Lock] = {}
         self._confirm_timers: dict[str, asyncio.TimerHandle] = {}
@@ -199,6 +204,8 @@ class Engine(Actions):
         cycles = sum(1 for _, t in self.state.fleet_cycles if now - t < window)
         text = f"{healthy}/{len(nodes)} nodes healthy, {cycles} cycles in {_span(window)}"
         odd = [f"{n.name} {n.cls.value}" for n in nodes if n.cls is not NodeClass.HEALTHY]
+        if len(odd) > _SUMMARY_ODD:  # a line for STATUS=, not a report of the whole fleet
+            odd[_SUMMARY_ODD:] = [f"{len(odd) - _SUMMARY_ODD} more"]
         return text + (f" ({', '.join(odd)})" if odd else "")
 
     # ------------------------------------------------------------------ jobs
@@ -403,7 +410,10 @@ class Engine(Actions):
         self.alerts.tick()
         # Time alone changes only the time-sensitive nodes; an operator request may change
         # anything, and a full evaluation now and then backs the incremental ones.
-        if self.fleet is not before or now - self._last_full >= _FULL_EVERY:
+        if self.fleet is not before:
+            self._evaluate()
+            self._save(now=True)  # what an operator was told is done is on disk
+        elif now - self._last_full >= _FULL_EVERY:
             self._evaluate()
         else:
             self._evaluate(set(self._scope.watch))
@@ -522,16 +532,33 @@ class Engine(Actions):
     def _snapshot(self) -> PersistedState:
         return to_persisted(self.state, self.persisted, self._unsaved)
 
-    def _save(self) -> None:
-        """Rebuild the records that may have changed; write only if a durable field did."""
+    def _save(self, *, now: bool = False) -> None:
+        """Rebuild the records that may have changed; write if a durable field did — at
+        once with ``now`` (and when the last write is old enough), else a moment later, so a
+        burst of changes is one write."""
         only = self._unsaved
-        if only is not None and not only and self.persisted.fleet_cycles == self.state.fleet_cycles:
+        if only is None or only or self.persisted.fleet_cycles != self.state.fleet_cycles:
+            snap = to_persisted(self.state, self.persisted, only)
+            if durable_change(self.persisted, snap, only):
+                self._write_pending = True
+            self.persisted = snap
+            self._unsaved = set()
+        if not self._write_pending:
             return
-        snap = to_persisted(self.state, self.persisted, only)
-        if durable_change(self.persisted, snap, only):
-            self.store.save(snap)
-        self.persisted = snap
-        self._unsaved = set()
+        wait = self._written_at + _WRITE_EVERY - time.monotonic()
+        if now or wait <= 0 or self._stopping:
+            if self._write_later is not None:
+                self._write_later.cancel()
+                self._write_later = None
+            self.store.save(self.persisted)
+            self._write_pending = False
+            self._written_at = time.monotonic()
+        elif self._write_later is None:
+            self._write_later = asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._write_later = None
+        self._save(now=True)
 
 
 def _span(seconds: float) -> str:
