@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import statistics
@@ -113,8 +114,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
         load_end = load()
         proc.send_signal(signal.SIGTERM)
         ts = time.monotonic()
-        while proc.poll() is None and time.monotonic() - ts < 60:
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(proc.wait, 60)
         stop_s = time.monotonic() - ts
     finally:
         if proc.poll() is None:
@@ -133,7 +133,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
             unprobed += 1
             rates.append(0.0)
             continue
-        late += [b - a - SSH_INTERVAL for a, b in zip(ts_, ts_[1:], strict=False)]
+        late += [b - a - SSH_INTERVAL for a, b in itertools.pairwise(ts_)]
         rates.append((len(ts_) - 1) * SSH_INTERVAL / (ts_[-1] - ts_[0]))
     health = (http1["/health"] - http0["/health"]) / (len(sim.endpoints) * window / HEALTH_INTERVAL)
     models = (http1["/v1/models"] - http0["/v1/models"]) / (
