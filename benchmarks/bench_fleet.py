@@ -108,6 +108,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
             await asyncio.sleep(min(5.0, args.window - (time.monotonic() - t0)))
         t1 = time.monotonic()
         cpu1 = child.cpu_times()
+        threads = [(t.id, round(t.user_time + t.system_time, 2)) for t in child.threads()]
         rss_samples.append(child.memory_info().rss)
         http1 = sim.http_requests()
         plug1 = sim.plug_requests
@@ -144,7 +145,9 @@ async def run(args: argparse.Namespace, work: Path) -> int:
     print(f"nodes {args.nodes}, hung {n_hung} ({args.hung:g} %), window {window:.0f} s")
     print(f"load at window start: {load_start}")
     print(f"load at window end:   {load_end}")
-    print(f"CPU      {cpu:.2f} % of one core")
+    user = (cpu1.user - cpu0.user) / window * 100
+    print(f"CPU      {cpu:.2f} % of one core (user {user:.2f} %, system {cpu - user:.2f} %)")
+    print(f"threads  {threads}")
     print(f"RSS      max {max(rss_samples) / 2**20:.1f} MiB, end {rss_samples[-1] / 2**20:.1f} MiB")
     if late:
         print(
