@@ -119,7 +119,8 @@ def derive_alerts(
             elif cond not in st.open_alerts or (cond is Condition.WEDGED and st.since == now):
                 # New, or the wedge incident moved on (wedged -> cycling -> booting).
                 out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
-        nodes[name] = replace(st, open_alerts=frozenset(want))
+        if st.open_alerts != want:
+            nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
     for cs in _clusters(fleet, only):
         members = _members(fleet, cs.name, members_of)

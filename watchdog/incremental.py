@@ -115,9 +115,26 @@ def scope(
     look = outlook(fleet, cfg, now, hold)
     if last is None or look != last:
         return None, look
-    if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed):
+    if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed) and _room(
+        fleet, cfg, now, watch
+    ):
         return {*changed, *watch}, look
     return changed, look
+
+
+def _room(fleet: FleetState, cfg: Config, now: float, watch: Collection[str]) -> bool:
+    """Whether the gate could start a power action at all. If it cannot, every competitor
+    is blocked on its own account and evaluating one needs none of the others.
+
+    In-flight nodes and nodes left off are time-sensitive, so ``watch`` holds them all.
+    """
+    p = cfg.policy
+    nodes = fleet.nodes
+    in_flight = sum(1 for n in watch if nodes[n].cycling_since is not None)
+    if in_flight >= p.max_in_flight:
+        return False
+    recent = sum(1 for _, t in fleet.fleet_cycles if now - t < p.fleet_window)
+    return recent < p.fleet_max_cycles or any(nodes[n].restore_on for n in watch)
 
 
 def evaluate_scoped(

@@ -101,9 +101,9 @@ def evaluate(
         if v.cls is not st.cls:
             transitions.append(Transition(name, st.cluster, st.cls, v.cls, now, v.reason))
             st = replace(st, cls=v.cls, since=now)
-        if v.cls is NodeClass.HEALTHY:
+        if v.cls is NodeClass.HEALTHY and st.cycle_failed:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
-        nodes[name] = replace(st, reason=v.reason)
+        nodes[name] = st if st.reason == v.reason else replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
     fleet, alerts = derive_alerts(fleet, now, blind, only=only, members_of=members)
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)

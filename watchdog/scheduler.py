@@ -107,6 +107,8 @@ class Engine(Actions):
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         # Incremental evaluation: time-sensitive nodes, cluster members, last fleet outlook.
         self._index: dict[str, tuple[str, ...]] = {}
+        self._by_node: dict[str, tuple[Cluster, Node]] = {}
+        self._by_cluster: dict[str, Cluster] = {}
         self._scope = Scope(self._index)
         self._last_full = 0.0
         self._unsaved: set[str] | None = None  # records to rebuild; None: all
@@ -214,6 +216,9 @@ class Engine(Actions):
 
     def _schedule_jobs(self) -> None:
         now = datetime.now(UTC)
+        # Lookups for the jobs, rebuilt with every config (a scan per probe would be O(N)).
+        self._by_node = {n.name: (c, n) for c, n in self.cfg.nodes()}
+        self._by_cluster = {c.name: c for c in self.cfg.clusters}
         jobs: dict[str, list[tuple[str, float, Callable[..., Awaitable[None]], tuple[object, ...]]]]
         jobs = {}
 
@@ -308,10 +313,7 @@ class Engine(Actions):
         )
 
     def _node(self, name: str) -> tuple[Cluster, Node] | None:
-        try:
-            return self.cfg.node(name)
-        except KeyError:
-            return None  # removed by a reload while the job was queued
+        return self._by_node.get(name)  # None: removed by a reload while the job was queued
 
     async def _job_ssh(self, name: str) -> None:
         if (found := self._node(name)) is None:
@@ -351,7 +353,7 @@ class Engine(Actions):
         self._evaluate({name})
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
-        found = next((c for c in self.cfg.clusters if c.name == cluster), None)
+        found = self._by_cluster.get(cluster)
         if found is None:
             return
         started = time.monotonic()
