@@ -64,7 +64,7 @@ log = logging.getLogger("watchdog.engine")
 _SPREAD_CAP = 60.0  # first runs of long-interval jobs spread over at most this long
 _FULL_EVERY = 30.0  # a full evaluation now and then, behind the incremental ones
 _SUMMARY_ODD = 8  # nodes named in the summary line
-_WRITE_EVERY = 1.0  # durable changes are written at most this often (intents at once)
+_WRITE_EVERY = 5.0  # durable changes are written at most this often (intents at once)
 # Failures that a deadline produced: if our own loop ate half the budget, they are ours.
 _DEADLINE = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.NO_BANNER, FailureKind.NO_REPLY}
