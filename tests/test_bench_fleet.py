@@ -18,9 +18,9 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_fleet.py"
 
 
 def test_the_fleet_benchmark_runs_the_daemon_against_two_simulated_nodes() -> None:
+    args = ["--nodes", "2", "--hung", "50", "--warmup", "3", "--hang-at", "1", "--window", "12"]
     run = subprocess.run(
-        [sys.executable, str(BENCH), "--nodes", "2", "--hung", "50"]
-        + ["--warmup", "3", "--hang-at", "1", "--window", "12"],
+        [sys.executable, str(BENCH), *args],
         capture_output=True,
         text=True,
         timeout=100,
