@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_fleet.py"
 
 
 def test_the_fleet_benchmark_runs_the_daemon_against_two_simulated_nodes() -> None:
-    args = ["--nodes", "2", "--hung", "50", "--warmup", "3", "--hang-at", "1", "--window", "12"]
+    args = ["--nodes", "2", "--hung", "50", "--warmup", "3", "--hang-at", "1", "--window", "21"]
     run = subprocess.run(
         [sys.executable, str(BENCH), *args],
         capture_output=True,
