@@ -178,6 +178,8 @@ class Scope:
         """New cluster membership (a reload): the next evaluation is a full one."""
         self.members = members
         self.last = None
+        self.watch = set()
+        self.carry = set()
 
     def evaluate(
         self,
