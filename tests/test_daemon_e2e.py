@@ -249,3 +249,27 @@ def test_the_sim_command_serves_a_cluster_that_check_passes(tmp_path: Path) -> N
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
     assert proc.returncode == 0
+
+
+async def test_in_dry_run_a_stop_mid_cycle_is_immediate_and_leaves_no_intent(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, timings=Timings(off_time=60.0), subprocess_daemon=True) as h:
+        doc = h.config()
+        doc["watchdog"]["dry_run"] = True
+        h.write_config(doc)
+        await h.start_daemon()
+        await h.healthy()
+        await h.sim.wedge(A)
+        await h.wait_until(lambda: h.node_class(A) == "cycling", 30, f"{A} to be 'cycled'")
+        assert h.proc is not None
+        started = asyncio.get_running_loop().time()
+        h.proc.send_signal(signal.SIGTERM)  # a minute of virtual off time still to go
+        code = await asyncio.to_thread(h.proc.wait, 30)
+        took = asyncio.get_running_loop().time() - started
+        h.proc = None
+        assert code == 0
+        assert took < 5.0, took
+        state = yaml.safe_load((h.state_dir / "state.json").read_text())
+        assert state["intents"] == {}  # a restart does not "finish" a cycle that never was
+        assert h.sim.power_record(A) == []

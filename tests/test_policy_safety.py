@@ -326,7 +326,7 @@ def _yaml(doc: object) -> str:
 
 def test_a_blind_page_open_at_a_restart_resolves_only_once_a_node_was_probed_afresh() -> None:
     f = from_persisted(
-        PersistedState(blind_alert_open=True), {"a": "spark", "b": "spark"}, T0 + 500
+        PersistedState(fleet_alerts=("blind",)), {"a": "spark", "b": "spark"}, T0 + 500
     )
     d = evaluate(f, T0 + 500, CFG)
     assert [(a.event.condition, a.event.restated) for a in d.actions] == [(Condition.BLIND, True)]

@@ -19,6 +19,7 @@ while it does not answer.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
@@ -68,6 +69,7 @@ _SEVERITY = {
     Condition.POWERED_OFF: Severity.ERROR,
     Condition.MISCONFIGURED: Severity.WARNING,
     Condition.PLUG: Severity.WARNING,
+    Condition.OVERLOADED: Severity.CRITICAL,
 }
 
 
@@ -112,11 +114,19 @@ def derive_alerts(
     unverified: set[str] | frozenset[str] = frozenset(),
     plug_down: set[str] | frozenset[str] = frozenset(),
     sees: bool = True,
+    overload: str | None = None,
+    only: Collection[str] | None = None,
+    members_of: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[FleetState, list[Action]]:
+    """Page, update and resolve from the classes; ``only``: just these nodes and their
+    clusters (``members_of`` maps a cluster to its nodes, so no scan is needed)."""
     out: list[Action] = []
     if fleet.restate:
         out += _restated(fleet, now)
         fleet = replace(fleet, restate=False)
+    if (overload is not None) != fleet.overload_alert_open:
+        out.append(AlertAction(overload_event(overload, now)))
+        fleet = replace(fleet, overload_alert_open=overload is not None)
     if (blind is not None) != fleet.blind_alert_open and (blind is not None or sees):
         status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
         out.append(
@@ -136,7 +146,8 @@ def derive_alerts(
     if blind is not None:
         return fleet, out  # one page while blind: every other page stays as it is
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
+    for name in fleet.nodes.keys() if only is None else only:
+        st = fleet.nodes[name]
         if st.cls is NodeClass.BLIND or name in frozen:
             continue  # what we cannot see we neither page about nor resolve
         want = _node_conditions(st, name in plug_down)
@@ -146,12 +157,13 @@ def derive_alerts(
             elif cond not in st.open_alerts or (cond is Condition.WEDGED and st.since == now):
                 # New, or the wedge incident moved on (wedged -> cycling -> booting).
                 out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
-        nodes[name] = replace(st, open_alerts=frozenset(want))
+        if st.open_alerts != want:
+            nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
-    for cs in fleet.clusters.values():
+    for cs in _clusters(fleet, only):
         if cs.name in unverified:
             continue  # not probed since start-up: its pages stay as they are
-        members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
+        members = _members(fleet, cs.name, members_of)
         want_c: dict[Condition, NodeState] = {}
         if not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
             for m in members:
@@ -175,6 +187,8 @@ def derive_alerts(
 def _restated(fleet: FleetState, now: float) -> list[Action]:
     """Every open page as a ``restated`` trigger (the dispatcher adopts it, sends nothing)."""
     out: list[AlertAction] = []
+    if fleet.overload_alert_open:
+        out.append(AlertAction(overload_event("it was overloaded before a restart", now)))
     if fleet.blind_alert_open:
         out.append(
             _event(
@@ -196,6 +210,20 @@ def _restated(fleet: FleetState, now: float) -> list[Action]:
             _cluster_event(cs, c, AlertStatus.TRIGGER, member, now) for c in sorted(cs.open_alerts)
         ]
     return [AlertAction(replace(a.event, restated=True)) for a in out]
+
+
+def _clusters(fleet: FleetState, only: Collection[str] | None) -> list[ClusterState]:
+    if only is None:
+        return list(fleet.clusters.values())
+    return [fleet.clusters[c] for c in sorted({fleet.nodes[n].cluster for n in only})]
+
+
+def _members(
+    fleet: FleetState, cluster: str, index: Mapping[str, Sequence[str]] | None
+) -> list[NodeState]:
+    if index is None:
+        return [n for n in fleet.nodes.values() if n.cluster == cluster]
+    return [fleet.nodes[n] for n in index.get(cluster, ())]
 
 
 def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float) -> AlertAction:
@@ -326,4 +354,31 @@ def _event(
             at=now,
             failure=failure,
         )
+    )
+
+
+def overload_event(reason: str | None, now: float) -> AlertEvent:
+    """The one fleet-level page while the watchdog cannot keep up, and its resolve."""
+    if reason is None:
+        return AlertEvent(
+            node=WATCHDOG_NODE,
+            cluster="",
+            condition=Condition.OVERLOADED,
+            status=AlertStatus.RESOLVE,
+            severity=Severity.INFO,
+            summary="watchdog keeps up again",
+            seen="its event loop runs on time",
+            at=now,
+        )
+    return AlertEvent(
+        node=WATCHDOG_NODE,
+        cluster="",
+        condition=Condition.OVERLOADED,
+        status=AlertStatus.TRIGGER,
+        severity=Severity.CRITICAL,
+        summary="watchdog overloaded: it cannot probe on time",
+        seen=reason,
+        done="no node is judged on failing evidence and no power action runs while it lasts",
+        todo="give the watchdog more CPU, or watch fewer nodes / probe less often per instance",
+        at=now,
     )

@@ -138,6 +138,7 @@ class FleetState:
     link_up: bool | None = None  # None: not checked yet
     fleet_cycles: tuple[tuple[str, float], ...] = ()
     blind_alert_open: bool = False
+    overload_alert_open: bool = False  # the watchdog_overloaded page is open
     blind_since: float | None = None  # the fleet is blind since (None: it can see)
     restate: bool = False  # re-state every open page once (start-up, reload): see alerting
 

@@ -207,6 +207,7 @@ class Condition(StrEnum):
     PLUG = "plug"  # actuator unusable before it is needed
     CYCLE_FAILED = "cycle_failed"
     STATE_RESET = "state_reset"  # the watchdog's own state file was unusable and set aside
+    OVERLOADED = "watchdog_overloaded"  # the watchdog cannot keep up: nothing is judged
 
 
 @dataclass(frozen=True, slots=True)

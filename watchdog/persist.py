@@ -10,18 +10,44 @@ restart the watchdog re-confirms before acting, which only delays action, never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 
 from watchdog.evidence import FleetState, initial_fleet
 from watchdog.model import Condition, NodeClass
 from watchdog.store import NodeRecord, PersistedState
 
+# What must reach the disk when it changes. The rest of a record (failure streak, last
+# failure, reason) is information for ``status``: it is written along with the next durable
+# change, never once per probe.
+_DURABLE = (
+    "node_class",
+    "since",
+    "seen_healthy",
+    "cycles",
+    "latched",
+    "latched_reason",
+    "latched_at",
+    "paused",
+    "paused_until",
+    "last_cycle_at",
+    "boot_started_at",
+    "open_alerts",
+)
 
-def to_persisted(fleet: FleetState, base: PersistedState) -> PersistedState:
-    """The fleet as records; intents are kept from ``base`` (the store owns them)."""
+
+def to_persisted(
+    fleet: FleetState, base: PersistedState, only: Collection[str] | None = None
+) -> PersistedState:
+    """The fleet as records; intents are kept from ``base`` (the store owns them).
+
+    ``only``: rebuild just these nodes' records and keep ``base``'s for the others.
+    """
     records = dict(base.nodes)
-    for name, st in fleet.nodes.items():
+    for name in fleet.nodes.keys() if only is None else only:
+        st = fleet.nodes.get(name)
+        if st is None:
+            continue
         records[name] = NodeRecord(
             node_class=st.cls.value,
             since=st.since,
@@ -50,8 +76,36 @@ def to_persisted(fleet: FleetState, base: PersistedState) -> PersistedState:
         nodes=records,
         fleet_cycles=fleet.fleet_cycles,
         cluster_alerts=cluster_alerts,
-        blind_alert_open=fleet.blind_alert_open,
+        fleet_alerts=tuple(
+            c.value
+            for c, on in (
+                (Condition.BLIND, fleet.blind_alert_open),
+                (Condition.OVERLOADED, fleet.overload_alert_open),
+            )
+            if on
+        ),
     )
+
+
+def durable_change(
+    old: PersistedState, new: PersistedState, only: Collection[str] | None = None
+) -> bool:
+    """Whether ``new`` differs from ``old`` in anything that must survive a restart
+    (``only``: the records that may have changed; None: all of them)."""
+    if old.fleet_cycles != new.fleet_cycles or old.intents != new.intents:
+        return True
+    if old.version != new.version:
+        return True
+    names = new.nodes.keys() | old.nodes.keys() if only is None else only
+    for name in names:
+        a, b = old.nodes.get(name), new.nodes.get(name)
+        if a is None or b is None:
+            if a is not b:
+                return True
+            continue
+        if a is not b and any(getattr(a, f) != getattr(b, f) for f in _DURABLE):
+            return True
+    return False
 
 
 def from_persisted(state: PersistedState, members: Mapping[str, str], now: float) -> FleetState:
@@ -92,7 +146,8 @@ def from_persisted(state: PersistedState, members: Mapping[str, str], now: float
         nodes=nodes,
         clusters=clusters,
         fleet_cycles=cycles,
-        blind_alert_open=state.blind_alert_open,
+        blind_alert_open=Condition.BLIND.value in state.fleet_alerts,
+        overload_alert_open=Condition.OVERLOADED.value in state.fleet_alerts,
         restate=True,
     )
 

@@ -26,6 +26,7 @@ The safety rules, each a tested behaviour:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from urllib.parse import urlsplit
@@ -101,48 +102,70 @@ class _Verdict:
 
 
 # --------------------------------------------------------------------------- evaluate
-def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
-    """Classify every node, apply the safety gates, and derive alerts from the classes."""
+def evaluate(
+    fleet: FleetState,
+    now: float,
+    cfg: Config,
+    *,
+    only: Collection[str] | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    hold: str | None = None,
+) -> Decision:
+    """Classify every node, apply the safety gates, and derive alerts from the classes.
+
+    ``only`` restricts the work to those nodes (and their clusters' alerts; ``members`` maps
+    a cluster to its nodes so that needs no scan): :mod:`watchdog.incremental` says which
+    nodes a change can affect. ``hold`` is a reason the watchdog cannot trust what it sees
+    other than blindness (it is overloaded): nodes with failing evidence are judged blind.
+    """
     blind = _blind_reason(fleet, cfg, now)
-    returned = blind is None and fleet.blind_since is not None
-    if returned:
+    judge_blind = blind or hold  # overloaded: what fails may be our own fault
+    if judge_blind is None and fleet.blind_since is not None:
         fleet = _sight_returned(fleet, now)
-    if (blind is None) != (fleet.blind_since is None):
-        fleet = replace(fleet, blind_since=None if blind is None else now)
-    sweep = _sweep_needed(fleet, now)
-    hold = None
-    if blind is not None:
-        hold = f"cannot act: {blind}"
-    elif cfg.watchdog.witnesses and fleet.witness.failing:
-        hold = "cannot act: a witness is not answering"
-    elif sweep:
-        hold = "waiting: reading every plug first (two or more nodes fail on ssh)"
+    if (judge_blind is None) != (fleet.blind_since is None):
+        fleet = replace(fleet, blind_since=None if judge_blind is None else now)
+    facts = FleetFacts(
+        judge_blind,
+        bool(cfg.watchdog.witnesses and fleet.witness.failing),
+        _sweep_needed(fleet, now),
+    )
+    gate_hold = None
+    if judge_blind is not None:
+        gate_hold = f"cannot act: {judge_blind}"
+    elif facts.witness_misses:
+        gate_hold = "cannot act: a witness is not answering"
+    elif facts.sweep:
+        gate_hold = "waiting: reading every plug first (two or more nodes fail on ssh)"
     verdicts: dict[str, _Verdict] = {}
+    names = fleet.nodes.keys() if only is None else only
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
-        st = _sight(st, blind, now)
-        st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, blind)
+    for name in names:
+        st = _sight(fleet.nodes[name], judge_blind, now)
+        st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, judge_blind)
         nodes[name] = st
         verdicts[name] = verdict
     fleet = replace(fleet, nodes=nodes)
-    fleet, verdicts, power = _gate(fleet, verdicts, cfg, now, hold)
+    fleet, verdicts, power = _gate(fleet, verdicts, cfg, now, gate_hold)
 
     transitions: list[Transition] = []
     nodes = dict(fleet.nodes)
-    for name, st in fleet.nodes.items():
+    for name in names:
+        st = fleet.nodes[name]
         v = verdicts[name]
         if v.cls is not st.cls:
             transitions.append(Transition(name, st.cluster, st.cls, v.cls, now, v.reason))
             st = replace(st, cls=v.cls, since=now)
-        if v.cls is NodeClass.HEALTHY:
+        if v.cls is NodeClass.HEALTHY and st.cycle_failed:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
-        nodes[name] = replace(st, reason=v.reason)
+        nodes[name] = st if st.reason == v.reason else replace(st, reason=v.reason)
     fleet = replace(fleet, nodes=nodes)
-    # While the watchdog may be going blind (a sweep is due, a witness misses), no node is paged.
-    doubt = sweep or bool(cfg.watchdog.witnesses and fleet.witness.failing)
-    frozen = {n for n, v in verdicts.items() if v.held} | (set(fleet.nodes) if doubt else set())
-    unverified = {c for c in fleet.clusters if not _cluster_verified(fleet.clusters[c], cfg)}
-    plug_down = {n for n, st in fleet.nodes.items() if _plug_down(st, cfg, now)}
+    # While the watchdog may be going blind (a sweep is due, a witness misses) or cannot keep
+    # up, no node is paged.
+    doubt = facts.sweep or facts.witness_misses or hold is not None
+    frozen = {n for n, v in verdicts.items() if v.held or doubt}
+    clusters = fleet.clusters if only is None else {fleet.nodes[n].cluster for n in names}
+    unverified = {c for c in clusters if not _cluster_verified(fleet.clusters[c], cfg)}
+    plug_down = {n for n in names if _plug_down(fleet.nodes[n], cfg, now)}
     fleet, alerts = derive_alerts(
         fleet,
         now,
@@ -152,10 +175,13 @@ def evaluate(fleet: FleetState, now: float, cfg: Config) -> Decision:
         plug_down=plug_down,
         # A blind page resolves only once some node was probed afresh (after a restart).
         sees=any(not v.held for v in verdicts.values()),
+        overload=hold,
+        only=only,
+        members_of=members,
     )
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
     prove = frozenset(fleet.nodes[n].cluster for n, v in verdicts.items() if v.prove)
-    return Decision(fleet, tuple(transitions), (*power, *alerts), confirm, prove, sweep)
+    return Decision(fleet, tuple(transitions), (*power, *alerts), confirm, prove, facts.sweep)
 
 
 def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:
@@ -266,6 +292,24 @@ def _wedge_signal(st: NodeState, now: float) -> bool:
         and st.boot_started_at is None
         and not st.latched
         and not st.in_maintenance(now)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFacts:
+    """The fleet-wide facts every verdict and page depends on: when one changes, every node
+    must be judged again (see :mod:`watchdog.incremental`)."""
+
+    blind: str | None  # why the watchdog cannot see (or cannot trust what it sees)
+    witness_misses: bool  # a configured witness is failing (below the blind threshold)
+    sweep: bool  # several nodes fail on ssh and not every plug was read since
+
+
+def fleet_facts(fleet: FleetState, cfg: Config, now: float, hold: str | None) -> FleetFacts:
+    return FleetFacts(
+        _blind_reason(fleet, cfg, now) or hold,
+        bool(cfg.watchdog.witnesses and fleet.witness.failing),
+        _sweep_needed(fleet, now),
     )
 
 

@@ -1,9 +1,17 @@
 """The engine: APScheduler jobs per node and probe feed the pure policy; actions run as tasks.
 
-Orchestration layer. Each probe job observes, then evaluates; every decision is applied in
-one place (``_apply``): transitions are logged, alerts submitted, power actions started as
-their own tasks (never blocking probing), confirmation bursts scheduled, serving proofs (a
-tool call at once) and plug sweeps (every plug read at once) started, state persisted.
+Orchestration layer. Each probe job observes, then evaluates what the result can change
+(:mod:`watchdog.incremental`); every decision is applied in one place (``_apply``):
+transitions are logged, alerts submitted, power actions started as their own tasks (never
+blocking probing), confirmation bursts scheduled, serving proofs (a tool call at once) and
+plug sweeps (every plug read at once) started, state persisted when a durable field changed.
+
+Timing: every periodic job fires at a fixed period from its own phase — the phases spread
+evenly over the first interval, so a thousand nodes do not start at once and no per-fire
+jitter accumulates. One banner probe per node at a time: a periodic probe that finds one in
+flight lets it serve; a confirmation waits for it and then runs, it is never dropped. When the
+event loop itself falls behind (:mod:`watchdog.overload`), failed probes that lost half their
+budget to us are dropped, and the watchdog pages once and judges no node until it keeps up.
 A power action records its intent (fsync'd) before the plug is touched; at start-up any
 half-done cycle is finished — the plug switched on — before a single probe runs.
 """
@@ -13,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,25 +41,38 @@ from watchdog.evidence import (
     observe_witness,
     reconcile,
 )
+from watchdog.incremental import Scope, members_index
 from watchdog.journal import log_event
 from watchdog.model import (
     AlertAction,
     AlertEvent,
     EventType,
+    FailureKind,
     NodeClass,
     PowerAction,
     ProbeKind,
     ProbeResult,
     Severity,
 )
-from watchdog.persist import from_persisted, to_persisted
+from watchdog.overload import LoopMonitor
+from watchdog.persist import durable_change, from_persisted, to_persisted
 from watchdog.plugs.base import Plug
-from watchdog.policy import Decision, evaluate
+from watchdog.plugs.dryrun import DryRunPlug
+from watchdog.policy import Decision
 from watchdog.store import PersistedState, Store
 from watchdog.suite import ProbeSuite
 from watchdog.versions import VersionWatch
 
 log = logging.getLogger("watchdog.engine")
+
+_SPREAD_CAP = 60.0  # first runs of long-interval jobs spread over at most this long
+_FULL_EVERY = 30.0  # a full evaluation now and then, behind the incremental ones
+_SUMMARY_ODD = 8  # nodes named in the summary line
+_WRITE_EVERY = 5.0  # durable changes are written at most this often (intents at once)
+# Failures that a deadline produced: if our own loop ate half the budget, they are ours.
+_DEADLINE = frozenset(
+    {FailureKind.TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.NO_BANNER, FailureKind.NO_REPLY}
+)
 
 
 class AlertSink(Protocol):
@@ -93,6 +114,23 @@ class Engine(Actions):
         self._swept_at = float("-inf")
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        # Incremental evaluation: time-sensitive nodes, cluster members, last fleet outlook.
+        self._index: dict[str, tuple[str, ...]] = {}
+        self._by_node: dict[str, tuple[Cluster, Node]] = {}
+        self._by_cluster: dict[str, Cluster] = {}
+        self._scope = Scope(self._index)
+        self._last_full = 0.0
+        self._unsaved: set[str] | None = None  # records to rebuild; None: all
+        self._written_at = 0.0
+        self._write_pending = False
+        self._write_later: asyncio.TimerHandle | None = None
+        # One banner probe per node at a time; confirmations never dropped.
+        self._ssh_locks: dict[str, asyncio.Lock] = {}
+        self._confirm_timers: dict[str, asyncio.TimerHandle] = {}
+        self._confirm_tasks: dict[str, asyncio.Task[None]] = {}
+        self._confirm_again: set[str] = set()
+        self.monitor = LoopMonitor()
+        self.dropped = 0  # failed probe results dropped because our own loop was late
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     # ------------------------------------------------------------------ lifecycle
@@ -106,9 +144,12 @@ class Engine(Actions):
                     "sshd alone decides whether a node is wedged (no serving veto)",
                     cluster.name,
                 )
+        self._index = members_index(self.fleet)
+        self._scope.reset(self._index)
         await self._finish_half_done_cycles()
         self._schedule_jobs()
         self._scheduler.start()
+        self.monitor.start()
         self._save()
 
     async def stop(self) -> None:
@@ -118,6 +159,12 @@ class Engine(Actions):
             self._scheduler.shutdown(wait=False)
         for task in list(self._now_tasks):
             task.cancel()
+        self.monitor.stop()
+        for timer in self._confirm_timers.values():
+            timer.cancel()
+        for task in self._confirm_tasks.values():
+            task.cancel()
+        await self._cancel_dry_runs()
         tasks = [t for t in self._power_tasks.values() if not t.done()]
         if tasks:
             log.info("waiting for %d power action(s) to finish before stopping", len(tasks))
@@ -129,6 +176,22 @@ class Engine(Actions):
                 await asyncio.wait(pending, timeout=self.cfg.policy.plug_confirm_timeout + 5)
         self._save()
 
+    async def _cancel_dry_runs(self) -> None:
+        """A dry-run "power cycle" switches nothing: stop it now, and forget its intent."""
+        dry = {
+            node: task
+            for node, task in self._power_tasks.items()
+            if not task.done() and isinstance(self.plugs.get(node), DryRunPlug)
+        }
+        for task in dry.values():
+            task.cancel()
+        if dry:
+            await asyncio.wait(dry.values(), timeout=2.0)
+        for node in dry:
+            self._power_tasks.pop(node, None)
+            if node in self.persisted.intents:
+                self.persisted = self.store.clear_intent(self._snapshot(), node)
+
     def reload(self, cfg: Config, plugs: Mapping[str, Plug]) -> None:
         """Adopt a validated new config: keep node histories, reschedule every job."""
         self.cfg = cfg
@@ -136,6 +199,9 @@ class Engine(Actions):
         assert self.fleet is not None
         # The alert channels may be new: every open page is re-stated at the next evaluation.
         self.fleet = replace(reconcile(self.fleet, self._members(), self.clock()), restate=True)
+        self._index = members_index(self.fleet)
+        self._scope.reset(self._index)  # the next evaluation is a full one
+        self._unsaved = None
         self._scheduler.remove_all_jobs()
         self._schedule_jobs()
         self._save()
@@ -167,6 +233,8 @@ class Engine(Actions):
         cycles = sum(1 for _, t in self.state.fleet_cycles if now - t < window)
         text = f"{healthy}/{len(nodes)} nodes healthy, {cycles} cycles in {_span(window)}"
         odd = [f"{n.name} {n.cls.value}" for n in nodes if n.cls is not NodeClass.HEALTHY]
+        if len(odd) > _SUMMARY_ODD:  # a line for STATUS=, not a report of the whole fleet
+            odd[_SUMMARY_ODD:] = [f"{len(odd) - _SUMMARY_ODD} more"]
         return text + (f" ({', '.join(odd)})" if odd else "")
 
     # ------------------------------------------------------------------ jobs
@@ -175,20 +243,52 @@ class Engine(Actions):
 
     def _schedule_jobs(self) -> None:
         now = datetime.now(UTC)
+        # Lookups for the jobs, rebuilt with every config (a scan per probe would be O(N)).
+        self._by_node = {n.name: (c, n) for c, n in self.cfg.nodes()}
+        self._by_cluster = {c.name: c for c in self.cfg.clusters}
+        jobs: dict[str, list[tuple[str, float, Callable[..., Awaitable[None]], tuple[object, ...]]]]
+        jobs = {}
+
+        def add(
+            kind: str,
+            job_id: str,
+            interval: float,
+            func: Callable[..., Awaitable[None]],
+            *a: object,
+        ) -> None:
+            jobs.setdefault(kind, []).append((job_id, interval, func, a))
+
         for _, node in self.cfg.nodes():
             if node.ssh.enabled:
-                self._every(f"ssh:{node.name}", node.ssh.interval, self._job_ssh, node.name)
+                add("ssh", f"ssh:{node.name}", node.ssh.interval, self._job_ssh, node.name)
             if node.ping.enabled:
-                self._every(f"ping:{node.name}", node.ping.interval, self._job_ping, node.name)
-            self._every(f"plug:{node.name}", node.plug.validate_interval, self._job_plug, node.name)
+                add("ping", f"ping:{node.name}", node.ping.interval, self._job_ping, node.name)
+            add(
+                "plug",
+                f"plug:{node.name}",
+                node.plug.validate_interval,
+                self._job_plug,
+                node.name,
+            )
         for cluster in self.cfg.clusters:
             for kind, interval in self.suite.endpoint_jobs(cluster):
-                self._every(
-                    f"{kind}:{cluster.name}", interval, self._job_endpoint, cluster.name, kind
+                add(
+                    str(kind),
+                    f"{kind}:{cluster.name}",
+                    interval,
+                    self._job_endpoint,
+                    cluster.name,
+                    kind,
                 )
         if self.cfg.watchdog.witnesses:
             interval = min(n.ssh.interval for _, n in self.cfg.nodes())
-            self._every("witness", interval, self._job_witness)
+            add("witness", "witness", interval, self._job_witness)
+        # Each kind's jobs start evenly spread over its first interval (at most _SPREAD_CAP):
+        # job i of n first fires at i/n of it, then every interval from there, without drift.
+        for group in jobs.values():
+            for i, (job_id, interval, func, a) in enumerate(group):
+                phase = min(interval, _SPREAD_CAP) * i / len(group)
+                self._every(job_id, interval, func, *a, first=now + timedelta(seconds=phase))
         tick = max(0.2, min(1.0, self.cfg.policy.confirm_interval / 2))
         self._scheduler.add_job(
             self._guarded,
@@ -217,8 +317,15 @@ class Engine(Actions):
             )
 
     def _every(
-        self, job_id: str, interval: float, func: Callable[..., Awaitable[None]], *args: object
+        self,
+        job_id: str,
+        interval: float,
+        func: Callable[..., Awaitable[None]],
+        *args: object,
+        first: datetime | None = None,
     ) -> None:
+        # No jitter: APScheduler 3 adds it to the previous, already jittered fire time, so
+        # the period drifts. Fire times are first + k * interval; the phases do the spreading.
         self._scheduler.add_job(
             self._guarded,
             "interval",
@@ -228,28 +335,33 @@ class Engine(Actions):
             name=job_id,  # so APScheduler's own warnings say which job
             max_instances=1,
             coalesce=True,
-            jitter=min(interval * 0.1, 5.0),
             misfire_grace_time=None,
-            next_run_time=datetime.now(UTC),
+            next_run_time=first or datetime.now(UTC),
         )
 
     def _node(self, name: str) -> tuple[Cluster, Node] | None:
-        try:
-            return self.cfg.node(name)
-        except KeyError:
-            return None  # removed by a reload while the job was queued
+        return self._by_node.get(name)  # None: removed by a reload while the job was queued
 
     async def _job_ssh(self, name: str) -> None:
-        if (found := self._node(name)) is not None:
-            self._observed(await self.suite.ssh(found[1]), node=name)
+        if (found := self._node(name)) is None:
+            return
+        lock = self._ssh_locks.setdefault(name, asyncio.Lock())
+        if lock.locked():
+            return  # a confirmation probes this node right now: its result serves
+        async with lock:
+            started = time.monotonic()
+            result = await self.suite.ssh(found[1])
+        self._observed(result, node=name, started=started, budget=found[1].ssh.timeout)
 
     async def _job_ping(self, name: str) -> None:
         if (found := self._node(name)) is not None:
-            self._observed(await self.suite.ping(found[1]), node=name)
+            started = time.monotonic()
+            result = await self.suite.ping(found[1])
+            self._observed(result, node=name, started=started, budget=found[1].ping.timeout)
 
     async def _job_plug(self, name: str) -> None:
         await self._read_plug(name)
-        self._evaluate()
+        self._evaluate({name})
 
     async def _read_plug(self, name: str) -> None:
         """Read one plug and fold the reading in, stamped with when the read began."""
@@ -287,23 +399,29 @@ class Engine(Actions):
         self._evaluate()
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
-        found = next((c for c in self.cfg.clusters if c.name == cluster), None)
+        found = self._by_cluster.get(cluster)
         if found is None:
             return
         if kind is ProbeKind.TOOL_CALL:
             if cluster in self._tool_calls:
                 return  # one is under way (a proof or the scheduled one): its answer will do
             self._tool_calls.add(cluster)
+        started = time.monotonic()
         try:
             results = await self.suite.endpoint(found, kind)
         finally:
             if kind is ProbeKind.TOOL_CALL:
                 self._tool_calls.discard(cluster)
+        budget = {
+            ProbeKind.HEALTH: found.endpoint.health.timeout,
+            ProbeKind.MODELS: found.endpoint.models.timeout,
+            ProbeKind.PROGRESS: found.endpoint.progress.timeout,
+        }.get(kind, found.endpoint.tool_call.timeout)
         for result in results:
             if (changed := self.versions.note(cluster, result)) is not None:
                 log.info(changed)
-            self._observed(result, cluster=cluster, evaluate=False)
-        self._evaluate()
+            self._observed(result, cluster=cluster, evaluate=False, started=started, budget=budget)
+        self._evaluate(self._index.get(cluster, ()))
 
     async def _job_witness(self) -> None:
         results = await asyncio.gather(
@@ -321,7 +439,7 @@ class Engine(Actions):
                 failure=best.failure,
             )
         self.fleet = observe_witness(self.state, best, self.clock())
-        self._evaluate()
+        self._evaluate(())  # a fleet-wide fact: the outlook says what it changes
 
     async def _job_confirm(self, name: str) -> None:
         """Confirmation burst: re-probe sshd and re-read the plug before judging."""
@@ -332,19 +450,32 @@ class Engine(Actions):
         # A silent plug takes python-kasa's retries (~4x its timeout) to give up: the sshd
         # verdict must not wait for it. The power procedure re-reads the plug before acting.
         reading = asyncio.create_task(self._read_plug(name)) if plug else None
-        self._observed(await self.suite.ssh(found[1]), node=name)
+        # After a periodic probe still in flight, never instead of the next one.
+        async with self._ssh_locks.setdefault(name, asyncio.Lock()):
+            started = time.monotonic()
+            result = await self.suite.ssh(found[1])
+        self._observed(result, node=name, started=started, budget=found[1].ssh.timeout)
         if reading is not None:
             await reading
-            self._evaluate()
+            self._evaluate({name})
 
     async def _job_tick(self) -> None:
-        self.last_tick = self.clock()
+        now = self.last_tick = self.clock()
         link = self.suite.link_up()
-        if link is not None:
+        if link is not None and link != self.state.link_up:
             self.fleet = observe_link(self.state, link)
+        before = self.fleet
         self._take_requests()
         self.alerts.tick()
-        self._evaluate()
+        # Time alone changes only the time-sensitive nodes; an operator request may change
+        # anything, and a full evaluation now and then backs the incremental ones.
+        if self.fleet is not before:
+            self._evaluate()
+            self._save(now=True)  # what an operator was told is done is on disk
+        elif now - self._last_full >= _FULL_EVERY:
+            self._evaluate()
+        else:
+            self._evaluate(set(self._scope.watch))
 
     # ------------------------------------------------------------------ decide and act
     def _observed(
@@ -354,8 +485,20 @@ class Engine(Actions):
         node: str | None = None,
         cluster: str | None = None,
         evaluate: bool = True,
+        started: float | None = None,
+        budget: float | None = None,
     ) -> None:
         now = self.clock()
+        if (
+            result.failure in _DEADLINE
+            and started is not None
+            and budget is not None
+            and self.monitor.lag_since(started) >= budget / 2
+        ):
+            # Our own event loop ate half the budget: not the target's failure.
+            self.dropped += 1
+            log.debug("dropped %s %s: the event loop was late", result.target, result.probe)
+            return
         metrics.probe_observed(result)
         if not result.ok:
             owner = cluster or (self.state.node(node).cluster if node else None)
@@ -373,16 +516,26 @@ class Engine(Actions):
             )
         if node is not None:
             self.fleet = observe_node(self.state, node, result, now)
+            if evaluate:
+                self._evaluate({node})
         elif cluster is not None:
             self.fleet = observe_endpoint(self.state, cluster, result, now)
-        if evaluate:
-            self._evaluate()
+            if evaluate:
+                self._evaluate(self._index.get(cluster, ()))
 
-    def _evaluate(self) -> None:
-        self._apply(evaluate(self.state, self.clock(), self.cfg))
+    def _evaluate(self, changed: Collection[str] | None = None) -> None:
+        """Evaluate what ``changed`` nodes can affect; None (the default): every node."""
+        now = self.clock()
+        hold = self.monitor.reason()  # overloaded: the policy pages once, judges nothing
+        if changed is None:
+            self._last_full = now
+        decision, only = self._scope.evaluate(self.state, changed, cfg=self.cfg, now=now, hold=hold)
+        self._apply(decision, only)
 
-    def _apply(self, decision: Decision) -> None:
+    def _apply(self, decision: Decision, only: Collection[str] | None = None) -> None:
+        """Carry out a decision; ``only``: the nodes it evaluated (None: maybe all)."""
         self.fleet = decision.fleet
+        self._track(only)
         for t in decision.transitions:
             self._log_transition(t)
         for action in decision.actions:
@@ -410,32 +563,73 @@ class Engine(Actions):
         self._now_tasks.add(task)
         task.add_done_callback(self._now_tasks.discard)
 
+    def _track(self, only: Collection[str] | None) -> None:
+        """Keep the records to persist in step with the fleet."""
+        if only is None:
+            self._unsaved = None
+        elif self._unsaved is not None:
+            self._unsaved.update(only)
+
     def _confirm_soon(self, name: str) -> None:
-        job_id = f"confirm:{name}"
-        if self._scheduler.get_job(job_id) is None:
-            when = datetime.now(UTC) + timedelta(seconds=self.cfg.policy.confirm_interval)
-            self._scheduler.add_job(
-                self._guarded,
-                "date",
-                run_date=when,
-                args=(self._job_confirm, name),
-                id=job_id,
-                name=job_id,
-                misfire_grace_time=None,
-            )
+        """Re-probe ``name`` in confirm_interval; one asked for while one runs runs after it."""
+        if self._stopping or name in self._confirm_timers:
+            return
+        if name in self._confirm_tasks:
+            self._confirm_again.add(name)
+            return
+        loop = asyncio.get_running_loop()
+        self._confirm_timers[name] = loop.call_later(
+            self.cfg.policy.confirm_interval, self._start_confirm, name
+        )
+
+    def _start_confirm(self, name: str) -> None:
+        self._confirm_timers.pop(name, None)
+        if self._stopping:
+            return
+        task = asyncio.create_task(self._guarded(self._job_confirm, name), name=f"confirm:{name}")
+        self._confirm_tasks[name] = task
+        task.add_done_callback(lambda _t: self._confirm_done(name))
+
+    def _confirm_done(self, name: str) -> None:
+        self._confirm_tasks.pop(name, None)
+        if name in self._confirm_again:
+            self._confirm_again.discard(name)
+            self._confirm_soon(name)
 
     def _submit_alert(self, event: AlertEvent) -> None:
         self.alerts.submit(event)
 
     # ------------------------------------------------------------------ persistence
     def _snapshot(self) -> PersistedState:
-        return to_persisted(self.state, self.persisted)
+        return to_persisted(self.state, self.persisted, self._unsaved)
 
-    def _save(self) -> None:
-        snap = self._snapshot()
-        if snap != self.persisted:
-            self.store.save(snap)
+    def _save(self, *, now: bool = False) -> None:
+        """Rebuild the records that may have changed; write if a durable field did — at
+        once with ``now`` (and when the last write is old enough), else a moment later, so a
+        burst of changes is one write."""
+        only = self._unsaved
+        if only is None or only or self.persisted.fleet_cycles != self.state.fleet_cycles:
+            snap = to_persisted(self.state, self.persisted, only)
+            if durable_change(self.persisted, snap, only):
+                self._write_pending = True
             self.persisted = snap
+            self._unsaved = set()
+        if not self._write_pending:
+            return
+        wait = self._written_at + _WRITE_EVERY - time.monotonic()
+        if now or wait <= 0 or self._stopping:
+            if self._write_later is not None:
+                self._write_later.cancel()
+                self._write_later = None
+            self.store.save(self.persisted)
+            self._write_pending = False
+            self._written_at = time.monotonic()
+        elif self._write_later is None:
+            self._write_later = asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._write_later = None
+        self._save(now=True)
 
 
 def _span(seconds: float) -> str:

@@ -98,9 +98,9 @@ class PersistedState:
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
     intents: Mapping[str, CycleIntent] = field(default_factory=dict)
     fleet_cycles: tuple[tuple[str, float], ...] = ()
-    # Pages open about a cluster's endpoint, and the fleet-level blind page.
+    # Pages open about a cluster's endpoint, and fleet-level pages (blind, overloaded).
     cluster_alerts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    blind_alert_open: bool = False
+    fleet_alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def to_json(state: PersistedState) -> dict[str, Any]:
         "intents": {name: _plain(intent) for name, intent in state.intents.items()},
         "fleet_cycles": [[node, at] for node, at in state.fleet_cycles],
         "cluster_alerts": {name: list(conds) for name, conds in state.cluster_alerts.items()},
-        "blind_alert_open": state.blind_alert_open,
+        "fleet_alerts": list(state.fleet_alerts),
     }
 
 
@@ -156,7 +156,7 @@ def from_json(data: object) -> PersistedState:
             "intents",
             "fleet_cycles",
             "cluster_alerts",
-            "blind_alert_open",
+            "fleet_alerts",
         },
     )
     if (version := top.get("version")) != SCHEMA_VERSION:
@@ -188,7 +188,9 @@ def from_json(data: object) -> PersistedState:
         intents=intents,
         fleet_cycles=tuple(fleet),
         cluster_alerts=cluster_alerts,
-        blind_alert_open=_bool(top.get("blind_alert_open", False), "blind_alert_open"),
+        fleet_alerts=tuple(
+            _str(c, "fleet_alerts") for c in _list(top.get("fleet_alerts", []), "fleet_alerts")
+        ),
     )
 
 

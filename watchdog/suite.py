@@ -8,6 +8,7 @@ themselves neither retry nor choose their own deadline.
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import httpx
@@ -24,15 +25,24 @@ from watchdog.probes.toolcall import check_topology, probe_round_trip, probe_too
 
 
 class ProbeSuite:
-    """Probes the targets of one config; owns the shared HTTP client."""
+    """Probes the targets of one config; owns the shared HTTP client.
+
+    Each endpoint probe runs on an HTTP client of its own (a shared TLS context keeps that
+    cheap): no probe waits for a pool slot another one holds, so its deadline covers only its
+    own exchange, and nothing a cancelled probe leaves in a pool outlives it.
+    """
 
     def __init__(self, cfg: Config, client: httpx.AsyncClient | None = None) -> None:
         self.cfg = cfg
-        self.client = client or make_client()
+        self._tls: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
+        self.client = client or make_client(verify=self._tls)
         self.progress = ProgressTracker()  # the previous /metrics sample per cluster
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    def _probe_client(self) -> httpx.AsyncClient:
+        return make_client(verify=self._tls)
 
     async def ssh(self, node: Node) -> ProbeResult:
         return await probe_ssh(
@@ -52,16 +62,22 @@ class ProbeSuite:
 
     async def endpoint(self, cluster: Cluster, kind: ProbeKind) -> list[ProbeResult]:
         """One endpoint job: health, models, progress, or the tool-call chain (4b–4d + topology)."""
+        async with self._probe_client() as client:
+            return await self._endpoint(client, cluster, kind)
+
+    async def _endpoint(
+        self, client: httpx.AsyncClient, cluster: Cluster, kind: ProbeKind
+    ) -> list[ProbeResult]:
         ep = cluster.endpoint
         target = f"cluster {cluster.name}"
         if kind is ProbeKind.HEALTH:
-            return [await probe_health(self.client, ep, timeout=ep.health.timeout, target=target)]
+            return [await probe_health(client, ep, timeout=ep.health.timeout, target=target)]
         if kind is ProbeKind.MODELS:
-            return [await probe_models(self.client, ep, timeout=ep.models.timeout, target=target)]
+            return [await probe_models(client, ep, timeout=ep.models.timeout, target=target)]
         if kind is ProbeKind.PROGRESS:
             return [
                 await probe_progress(
-                    self.client,
+                    client,
                     ep,
                     self.progress,
                     timeout=ep.progress.timeout,
@@ -71,12 +87,12 @@ class ProbeSuite:
             ]
         if kind is not ProbeKind.TOOL_CALL:
             raise ValueError(f"not an endpoint job: {kind}")
-        call = await probe_tool_call(self.client, ep, timeout=ep.tool_call.timeout, target=target)
+        call = await probe_tool_call(client, ep, timeout=ep.tool_call.timeout, target=target)
         out = [call, check_topology(call, ep, target=target)]
         if ep.round_trip and call.ok:
             out.append(
                 await probe_round_trip(
-                    self.client,
+                    client,
                     ep,
                     timeout=ep.tool_call.timeout,
                     target=target,

@@ -9,6 +9,7 @@ Also owns :func:`make_client`, the one HTTP client the daemon shares between pro
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 
 import httpx
@@ -21,7 +22,7 @@ _VERSION_CHARS = 64  # "0.10.1.1+cu128" and the like; more is not a version
 _SHOWN_MODELS = 5  # enough to spot the right id, short enough for one line
 
 
-def make_client() -> httpx.AsyncClient:
+def make_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     """The client every endpoint probe shares.
 
     No keep-alive: each probe must prove a fresh TCP connect (a wedged host can keep an old
@@ -29,9 +30,10 @@ def make_client() -> httpx.AsyncClient:
     model load). No environment proxies (``trust_env=False``): the watchdog must reach the node
     itself, not whatever ``HTTPS_PROXY`` a shell exported. No redirects: a 3xx means the
     base URL is wrong, and we say so. No retries (httpx's transport default is 0; set anyway).
+    ``verify``: a TLS context built once and shared makes a client cheap to create.
     """
     return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(retries=0, trust_env=False),
+        transport=httpx.AsyncHTTPTransport(retries=0, trust_env=False, verify=verify),
         trust_env=False,
         follow_redirects=False,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),

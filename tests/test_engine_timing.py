@@ -1,0 +1,148 @@
+"""The engine's timing rules: one banner probe per node at a time, confirmations never
+dropped, periodic jobs spread over their first interval and free of drift."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import yaml
+
+from watchdog.config import Config, Node, parse_config
+from watchdog.model import AlertEvent, FailureKind, PlugReading, ProbeKind, ProbeResult
+from watchdog.scheduler import Engine
+from watchdog.store import PersistedState, Store
+
+
+def make_cfg(nodes: int = 1) -> Config:
+    doc = {
+        "policy": {"confirm_interval": "100ms"},
+        "clusters": [
+            {
+                "name": "c",
+                "endpoint": {"base_url": "http://127.0.0.1:9", "model": "m"},
+                "nodes": [
+                    {
+                        "name": f"n{i}",
+                        "host": "127.0.0.1",
+                        "ssh": {"interval": "10s", "timeout": "1s"},
+                        "plug": {"type": "kasa", "host": f"127.0.3.{i + 1}"},
+                    }
+                    for i in range(nodes)
+                ],
+            }
+        ],
+    }
+    return parse_config(yaml.safe_dump(doc), env={})
+
+
+class SlowSsh:
+    """A probe suite whose banner probe takes ``delay`` and records when each one ran."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.runs: list[tuple[float, float]] = []
+
+    async def ssh(self, node: Node) -> ProbeResult:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(self.delay)
+        self.runs.append((start, loop.time()))
+        return ProbeResult(ProbeKind.SSH, node.name, FailureKind.NO_BANNER, self.delay)
+
+    def endpoint_jobs(self, cluster: object) -> list[tuple[ProbeKind, float]]:
+        return []
+
+
+class OnPlug:
+    """A plug that always answers and reads on (the policy judges nodes it can see)."""
+
+    supports_timer = False
+
+    async def read(self) -> PlugReading:
+        return PlugReading(reachable=True, is_on=True)
+
+    async def close(self) -> None:
+        pass
+
+
+class Sink:
+    def submit(self, event: AlertEvent) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+
+def engine(tmp_path: Path, suite: SlowSsh, nodes: int = 1) -> Engine:
+    return Engine(
+        make_cfg(nodes),
+        suite=suite,  # type: ignore[arg-type]
+        plugs={f"n{i}": OnPlug() for i in range(nodes)},  # type: ignore[misc]
+        alerts=Sink(),
+        store=Store(tmp_path),
+        state_dir=tmp_path,
+    )
+
+
+async def started(e: Engine) -> Engine:
+    await e.start(PersistedState())
+    e._scheduler.remove_all_jobs()  # the test drives the jobs itself
+    return e
+
+
+async def test_a_confirmation_asked_for_while_one_runs_runs_after_it(tmp_path: Path) -> None:
+    suite = SlowSsh(0.3)
+    e = await started(engine(tmp_path, suite))
+    try:
+        await e._read_plug("n0")  # seen afresh: the policy asks for no confirmation of its own
+        e._confirm_soon("n0")  # runs at 0.1 s, takes 0.3 s
+        await asyncio.sleep(0.2)
+        e._confirm_soon("n0")  # asked for while the first one runs
+        e._confirm_soon("n0")  # asked for again: still one more, not two
+        await asyncio.sleep(1.2)
+        assert len(suite.runs) == 2, suite.runs
+        (_, first_end), (second_start, _) = suite.runs
+        assert second_start >= first_end  # after it, never beside it
+    finally:
+        await e.stop()
+
+
+async def test_one_banner_probe_per_node_at_a_time(tmp_path: Path) -> None:
+    suite = SlowSsh(0.3)
+    e = await started(engine(tmp_path, suite))
+    try:
+        periodic = asyncio.create_task(e._job_ssh("n0"))
+        await asyncio.sleep(0.05)
+        e._start_confirm("n0")  # a confirmation while the periodic probe is in flight
+        await asyncio.sleep(0.05)
+        await e._job_ssh("n0")  # a periodic one while both are busy: skipped at once
+        await periodic
+        await asyncio.sleep(0.5)
+        assert len(suite.runs) == 2, suite.runs
+        (_, first_end), (second_start, _) = suite.runs
+        assert second_start >= first_end
+    finally:
+        await e.stop()
+
+
+async def test_periodic_jobs_start_spread_over_their_interval_without_jitter(
+    tmp_path: Path,
+) -> None:
+    e = engine(tmp_path, SlowSsh(0.0), nodes=4)
+    await e.start(PersistedState())
+    try:
+        jobs = sorted(
+            (j for j in e._scheduler.get_jobs() if j.id.startswith("ssh:")),
+            key=lambda j: j.next_run_time,
+        )
+        assert len(jobs) == 4
+        first = jobs[0].next_run_time
+        offsets = [(j.next_run_time - first).total_seconds() for j in jobs]
+        assert offsets == [0.0, 2.5, 5.0, 7.5]  # 10 s interval, 4 nodes
+        assert all(j.trigger.jitter is None for j in jobs)
+        # Drift-free: the next fire is the last one plus the interval, exactly.
+        nxt = jobs[1].trigger.get_next_fire_time(jobs[1].next_run_time, jobs[1].next_run_time)
+        assert (nxt - jobs[1].next_run_time).total_seconds() == 10.0
+    finally:
+        await e.stop()
