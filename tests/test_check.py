@@ -465,7 +465,9 @@ def test_a_hung_endpoint_is_reported_after_its_own_timeouts_and_delays_nothing_e
             row = found[(f"node {node}", probe)]
             assert row["ok"] and row["latency_s"] < 0.5, row  # not held back by the hang
     longest = max(own.values())
-    assert run.wall < longest + 1.5, run.wall  # the subprocess: interpreter start included
+    # The subprocess, interpreter start included: faster than the timeouts one after another
+    # would be (start-up time itself is measured in benchmarks, not asserted here).
+    assert run.wall < sum(own.values()), run.wall
     assert in_process < longest + 0.5, in_process
     print(
         f"\nhung endpoint, tool_call timeout {longest}s: `check` subprocess wall "

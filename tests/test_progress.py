@@ -256,3 +256,28 @@ def test_a_page_with_too_many_lines_of_the_metrics_is_refused_cheaply() -> None:
         parse_sample(BODY + line * MAX_LINES)
     assert caught.value.kind is FailureKind.BAD_RESPONSE
     assert str(MAX_LINES) in caught.value.detail
+
+
+async def test_a_refused_metrics_endpoint_is_no_sample_not_a_failure_of_its_own() -> None:
+    # Nothing listens (a reboot, a model load): the health probe reports that; a stale
+    # "refused" here must not keep a recovered node suspect until the next progress probe.
+    import socket
+
+    from watchdog.config import parse_config
+    from watchdog.probes.http import make_client
+    from watchdog.probes.progress import ProgressTracker, probe_progress
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    cfg = parse_config(
+        "clusters:\n  - name: c\n    endpoint: {base_url: 'http://127.0.0.1:%d', model: m}\n"
+        "    nodes: [{name: n, host: 127.0.0.1, plug: {type: dry_run}}]\n" % port,
+        env={},
+    )
+    async with make_client() as client:
+        result = await probe_progress(
+            client, cfg.clusters[0].endpoint, ProgressTracker(), timeout=1.0, target="c", now=0.0
+        )
+    assert result.ok and "no sample (refused)" in result.detail, result

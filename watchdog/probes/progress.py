@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -185,6 +185,24 @@ async def probe_progress(
         still = f", still for {verdict.still_for:.0f}s" if verdict.still_for else ""
         return f"{sample.running:g} running, {sample.generated:g} tokens generated{still}", data
 
-    return await run_probe(
+    result = await run_probe(
         ProbeKind.PROGRESS, client, ep, timeout=timeout, target=target, body=body
     )
+    if result.failure in _NO_SAMPLE:
+        # Nothing answered: that is the health probe's to report (it runs more often). This
+        # probe only judges progress; a stale "refused" from a reboot must not outlive it.
+        tracker.forget(target)
+        return replace(
+            result, failure=None, hint="", detail=f"no sample ({result.failure}): {result.detail}"
+        )
+    return result
+
+
+_NO_SAMPLE = frozenset(
+    {
+        FailureKind.REFUSED,
+        FailureKind.CONNECT_TIMEOUT,
+        FailureKind.UNREACHABLE,
+        FailureKind.TIMEOUT,
+    }
+)
