@@ -28,6 +28,7 @@ from watchdog.evidence import (
     observe_endpoint,
     observe_node,
     observe_plug,
+    observe_sweep,
     observe_witness,
 )
 from watchdog.model import (
@@ -212,13 +213,24 @@ def test_after_a_blind_spell_no_node_is_judged_on_failures_counted_while_blind()
 # --------------------------------------------------------------------------- sweep
 def test_two_nodes_failing_read_every_plug_before_anything_is_decided() -> None:
     f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61])
-    f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 61)
+    f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 2)  # together
     d = evaluate(f, T0 + 61, CFG)  # b's plug was last read at T0: unknown whether we are blind
     assert d.sweep and not power(d) and "reading every plug" in d.fleet.node("a").reason
     assert alerts(d) == []  # no node page before the sweep says whether the watchdog sees
     f = observe_plug(observe_plug(d.fleet, "a", ON, T0 + 62), "b", ON, T0 + 62)
     d = evaluate(f, T0 + 62, CFG)
     assert not d.sweep and [p.node for p in power(d)] == ["a"]
+
+
+def test_a_sweep_once_done_is_not_asked_for_again_and_lone_failures_ask_for_none() -> None:
+    f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61])
+    f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 2)
+    assert evaluate(f, T0 + 61, CFG).sweep
+    assert not evaluate(observe_sweep(f, T0 + 3), T0 + 61, CFG).sweep
+    # Two nodes failing minutes apart did not turn suspect together: no sweep.
+    f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61])
+    f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 61)
+    assert not evaluate(f, T0 + 61, CFG).sweep
 
 
 def test_a_sweep_that_finds_every_plug_dark_makes_the_watchdog_blind() -> None:

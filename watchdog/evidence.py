@@ -141,6 +141,7 @@ class FleetState:
     overload_alert_open: bool = False  # the watchdog_overloaded page is open
     blind_since: float | None = None  # the fleet is blind since (None: it can see)
     restate: bool = False  # re-state every open page once (start-up, reload): see alerting
+    swept_at: float | None = None  # when the last sweep (every plug read at once) began
 
     def node(self, name: str) -> NodeState:
         return self.nodes[name]
@@ -210,6 +211,11 @@ def observe_endpoint(
     probes = dict(cs.probes)
     probes[result.probe] = fold(cs.evidence(result.probe), result, now)
     return fleet.with_cluster(replace(cs, probes=probes))
+
+
+def observe_sweep(fleet: FleetState, started: float) -> FleetState:
+    """Every plug was read, all the reads begun at ``started`` (their readings are folded)."""
+    return replace(fleet, swept_at=started)
 
 
 def observe_witness(fleet: FleetState, result: ProbeResult, now: float) -> FleetState:

@@ -31,8 +31,14 @@ from watchdog.policy import Decision, FleetFacts, _classify, evaluate, fleet_fac
 Outlook = FleetFacts  # the fleet-wide facts every verdict depends on, at the last evaluation
 
 
-def outlook(fleet: FleetState, cfg: Config, now: float, hold: str | None) -> Outlook:
-    return fleet_facts(fleet, cfg, now, hold)
+def outlook(
+    fleet: FleetState,
+    cfg: Config,
+    now: float,
+    hold: str | None,
+    candidates: Collection[str] | None = None,
+) -> Outlook:
+    return fleet_facts(fleet, cfg, now, hold, candidates)
 
 
 def members_index(fleet: FleetState) -> dict[str, tuple[str, ...]]:
@@ -104,7 +110,8 @@ def scope(
     :func:`may_change_with_time` after each evaluation); ``last`` is the outlook of the
     previous evaluation.
     """
-    look = outlook(fleet, cfg, now, hold)
+    # Every failing node is time-sensitive (in ``watch``) or has just changed.
+    look = outlook(fleet, cfg, now, hold, {*watch, *changed})
     if last is None or look != last:
         return None, look
     if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed) and _room(
@@ -147,7 +154,10 @@ def evaluate_scoped(
         look = outlook(fleet, cfg, now, hold)
     else:
         only, look = scope(fleet, changed, cfg=cfg, now=now, last=last, watch=watch, hold=hold)
-    decision = evaluate(fleet, now, cfg, only=only, members=members, hold=hold)
+    candidates = None if only is None else {*watch, *only}
+    decision = evaluate(
+        fleet, now, cfg, only=only, members=members, hold=hold, candidates=candidates
+    )
     return decision, only, look
 
 

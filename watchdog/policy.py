@@ -15,8 +15,8 @@ The safety rules, each a tested behaviour:
   when sight returns its failure streak starts again from zero and it is not judged (its class
   and pages are held) until it has been probed afresh; a wedge verdict needs a plug reading
   taken after the ssh failure began;
-- when two or more nodes fail on ssh, every plug is read (``Decision.sweep``) before any power
-  action, so a blind watchdog is recognised before it acts;
+- when two or more nodes turn suspect on ssh within one confirm interval, every plug is read
+  (``Decision.sweep``) before any power action, so a blind watchdog is recognised first;
 - boot and serve grace after a cycle: failures inside the grace do not count;
 - per-node budget with growing back-off, then a latch only an operator clears;
 - at most ``max_in_flight`` power actions at once and a fleet-wide cap per window;
@@ -110,6 +110,7 @@ def evaluate(
     only: Collection[str] | None = None,
     members: Mapping[str, Sequence[str]] | None = None,
     hold: str | None = None,
+    candidates: Collection[str] | None = None,
 ) -> Decision:
     """Classify every node, apply the safety gates, and derive alerts from the classes.
 
@@ -117,6 +118,7 @@ def evaluate(
     a cluster to its nodes so that needs no scan): :mod:`watchdog.incremental` says which
     nodes a change can affect. ``hold`` is a reason the watchdog cannot trust what it sees
     other than blindness (it is overloaded): nodes with failing evidence are judged blind.
+    ``candidates`` holds every node that may be failing (None: look at all of them).
     """
     blind = _blind_reason(fleet, cfg, now)
     judge_blind = blind or hold  # overloaded: what fails may be our own fault
@@ -127,7 +129,7 @@ def evaluate(
     facts = FleetFacts(
         judge_blind,
         bool(cfg.watchdog.witnesses and fleet.witness.failing),
-        _sweep_needed(fleet, now),
+        _sweep_needed(fleet, cfg, now, candidates),
     )
     gate_hold = None
     if judge_blind is not None:
@@ -305,20 +307,41 @@ class FleetFacts:
     sweep: bool  # several nodes fail on ssh and not every plug was read since
 
 
-def fleet_facts(fleet: FleetState, cfg: Config, now: float, hold: str | None) -> FleetFacts:
+def fleet_facts(
+    fleet: FleetState,
+    cfg: Config,
+    now: float,
+    hold: str | None,
+    candidates: Collection[str] | None = None,
+) -> FleetFacts:
     return FleetFacts(
         _blind_reason(fleet, cfg, now) or hold,
         bool(cfg.watchdog.witnesses and fleet.witness.failing),
-        _sweep_needed(fleet, now),
+        _sweep_needed(fleet, cfg, now, candidates),
     )
 
 
-def _sweep_needed(fleet: FleetState, now: float) -> bool:
-    """Two or more nodes fail on ssh and some plug was not read since the latest began."""
-    failing = [st for st in fleet.nodes.values() if _wedge_signal(st, now)]
-    if len(failing) < 2:
+def _sweep_needed(
+    fleet: FleetState, cfg: Config, now: float, candidates: Collection[str] | None = None
+) -> bool:
+    """Two or more nodes turned suspect on ssh within one confirm interval, and not every
+    plug was read since the latest of them began (a sweep, or each plug on its own).
+
+    ``candidates``: nodes that may be failing (every failing node among them); None: all.
+    """
+    pool = (
+        fleet.nodes.values()
+        if candidates is None
+        else (fleet.nodes[n] for n in candidates if n in fleet.nodes)
+    )
+    starts = [st.ssh.failing_since or now for st in pool if _wedge_signal(st, now)]
+    if len(starts) < 2:
         return False
-    latest = max(st.ssh.failing_since or now for st in failing)
+    latest = max(starts)
+    if sum(1 for t in starts if latest - t <= cfg.policy.confirm_interval) < 2:
+        return False
+    if fleet.swept_at is not None and fleet.swept_at >= latest:
+        return False
     return any(
         st.plug_at is None or st.plug_at < latest
         for st in fleet.nodes.values()

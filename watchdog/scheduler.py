@@ -38,6 +38,7 @@ from watchdog.evidence import (
     observe_link,
     observe_node,
     observe_plug,
+    observe_sweep,
     observe_witness,
     reconcile,
 )
@@ -388,11 +389,13 @@ class Engine(Actions):
 
     async def _sweep(self) -> None:
         """Read every plug at once (two or more nodes fail on ssh: blind, or a real wedge?)."""
+        started = self.clock()
         try:
             await asyncio.gather(
                 *(self._read_plug(name) for name in list(self.state.nodes)),
                 return_exceptions=True,
             )
+            self.fleet = observe_sweep(self.state, started)
         finally:
             self._sweeping = False
             self._swept_at = self.clock()
