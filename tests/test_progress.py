@@ -272,8 +272,8 @@ async def test_a_refused_metrics_endpoint_is_no_sample_not_a_failure_of_its_own(
     port = sock.getsockname()[1]
     sock.close()
     cfg = parse_config(
-        "clusters:\n  - name: c\n    endpoint: {base_url: 'http://127.0.0.1:%d', model: m}\n"
-        "    nodes: [{name: n, host: 127.0.0.1, plug: {type: dry_run}}]\n" % port,
+        f"clusters:\n  - name: c\n    endpoint: {{base_url: 'http://127.0.0.1:{port}', model: m}}\n"
+        "    nodes: [{name: n, host: 127.0.0.1, plug: {type: dry_run}}]\n",
         env={},
     )
     async with make_client() as client:
