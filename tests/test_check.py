@@ -324,8 +324,9 @@ FAULTS: list[tuple[VllmMode, tuple[str, ...], FailureKind]] = [
     (VllmMode.CONTEXT_LENGTH, ("tool_call",), FailureKind.CONTEXT_LENGTH),
     (VllmMode.BAD_RESPONSE, V1, FailureKind.BAD_RESPONSE),
     (VllmMode.HUGE, V1, FailureKind.BAD_RESPONSE),
-    (VllmMode.LOADING, ALL_ENDPOINT, FailureKind.REFUSED),
-    (VllmMode.HANG, ALL_ENDPOINT, FailureKind.TIMEOUT),
+    # Nothing answers: the progress probe has no sample (ok), the others report it.
+    (VllmMode.LOADING, ALL_ENDPOINT[:3], FailureKind.REFUSED),
+    (VllmMode.HANG, ALL_ENDPOINT[:3], FailureKind.TIMEOUT),
     (VllmMode.ENGINE_STUCK, ("tool_call",), FailureKind.TIMEOUT),
 ]
 
@@ -359,6 +360,9 @@ def test_it_reports_each_endpoint_fault_with_its_kind_and_fix_and_exits_1(
         assert row.result == kind.value
         assert row.fix == hint
     assert f"fix: {hint}" in table.out
+    if mode in (VllmMode.LOADING, VllmMode.HANG):
+        assert found[(CLUSTER, "progress")]["ok"]
+        assert found[(CLUSTER, "progress")]["detail"].startswith("no sample")
     if mode is VllmMode.ENGINE_STUCK:  # the engine is stuck behind a live API server
         assert found[(CLUSTER, "health")]["ok"] and found[(CLUSTER, "models")]["ok"]
 

@@ -173,7 +173,7 @@ def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
 
 
 @SETTINGS
-@given(st.integers(min_value=1, max_value=2000), st.sampled_from(["[", "{a: ", "- "]))
+@given(st.integers(min_value=1, max_value=300), st.sampled_from(["[", "{a: ", "- "]))
 def test_any_nesting_depth_is_a_config_or_a_config_error(depth: int, opener: str) -> None:
     closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
     sep = "\n" + " " if opener == "- " else ""
