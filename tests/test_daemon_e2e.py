@@ -65,6 +65,16 @@ async def test_sigterm_during_a_power_cycle_waits_until_the_plug_is_back_on(
         assert record[1].at - record[0].at >= 3.0  # and only after the whole off time
 
 
+def _configure_all_channels(h: Harness) -> None:
+    """Every channel type, with its secrets in files, into the harness's config."""
+    (h.workdir / "slack-url").write_text(f"{h.rx.url}/slack/T000/B000/s3cretslack")
+    (h.workdir / "ntfy-token").write_text("tk_s3cretntfy")
+    (h.workdir / "pd-key").write_text("R0UTINGs3cretpd")
+    doc = h.config()
+    doc["alerts"]["channels"] = _all_channels(h)
+    h.write_config(doc)
+
+
 def _all_channels(h: Harness) -> list[dict[str, Any]]:
     base = h.rx.url
     return [
@@ -108,12 +118,7 @@ async def test_a_network_blip_gives_each_channel_one_blind_page_and_its_resolve(
     tmp_path: Path,
 ) -> None:
     async with Harness(tmp_path) as h:
-        (tmp_path / "slack-url").write_text(f"{h.rx.url}/slack/T000/B000/s3cretslack")
-        (tmp_path / "ntfy-token").write_text("tk_s3cretntfy")
-        (tmp_path / "pd-key").write_text("R0UTINGs3cretpd")
-        doc = h.config()
-        doc["alerts"]["channels"] = _all_channels(h)
-        h.write_config(doc)
+        _configure_all_channels(h)
         await h.start_daemon()
         await h.healthy()
         assert h.rx.received == []  # nothing was paged before the blip
@@ -158,12 +163,7 @@ async def test_every_channel_follows_a_whole_incident_wedged_cycling_recovered(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     async with Harness(tmp_path) as h:
-        (tmp_path / "slack-url").write_text(f"{h.rx.url}/slack/T000/B000/s3cretslack")
-        (tmp_path / "ntfy-token").write_text("tk_s3cretntfy")
-        (tmp_path / "pd-key").write_text("R0UTINGs3cretpd")
-        doc = h.config()
-        doc["alerts"]["channels"] = _all_channels(h)
-        h.write_config(doc)
+        _configure_all_channels(h)
         await h.start_daemon()
         await h.healthy()
         await h.sim.wedge(A)
