@@ -30,6 +30,7 @@ from watchdog.evidence import (
     observe_plug,
     observe_sweep,
     observe_witness,
+    reconcile,
 )
 from watchdog.model import (
     AlertAction,
@@ -222,11 +223,27 @@ def test_two_nodes_failing_read_every_plug_before_anything_is_decided() -> None:
     assert not d.sweep and [p.node for p in power(d)] == ["a"]
 
 
+def _three() -> Config:
+    doc = CFG.model_dump(mode="json")
+    node = dict(doc["clusters"][0]["nodes"][1], name="c", host="127.0.0.6")
+    node["plug"] = {"type": "kasa", "host": "127.0.0.7"}
+    doc["clusters"][0]["nodes"].append(node)
+    for n in doc["clusters"][0]["nodes"]:
+        for k in ("username", "password"):
+            n["plug"].pop(k, None)
+    return parse_config(_yaml(doc), env={})
+
+
 def test_a_sweep_once_done_is_not_asked_for_again_and_lone_failures_ask_for_none() -> None:
     f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61])
     f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 2)
     assert evaluate(f, T0 + 61, CFG).sweep
     assert not evaluate(observe_sweep(f, T0 + 3), T0 + 61, CFG).sweep
+    # Another node's sshd answered a probe begun after the burst: the watchdog sees.
+    f3 = reconcile(f, {"a": "spark", "b": "spark", "c": "spark"}, T0)
+    assert evaluate(f3, T0 + 61, _three()).sweep  # c's plug was never read: sweep
+    f3 = observe_node(f3, "c", r(ProbeKind.SSH), T0 + 4)
+    assert not evaluate(f3, T0 + 61, _three()).sweep
     # Two nodes failing minutes apart did not turn suspect together: no sweep.
     f = ssh_fail(healthy_fleet(), "a", [T0 + 1, T0 + 30, T0 + 61])
     f = observe_node(f, "b", r(ProbeKind.SSH, FailureKind.NO_BANNER), T0 + 61)

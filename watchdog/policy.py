@@ -324,8 +324,9 @@ def fleet_facts(
 def _sweep_needed(
     fleet: FleetState, cfg: Config, now: float, candidates: Collection[str] | None = None
 ) -> bool:
-    """Two or more nodes turned suspect on ssh within one confirm interval, and not every
-    plug was read since the latest of them began (a sweep, or each plug on its own).
+    """Two or more nodes turned suspect on ssh within one confirm interval, no node's sshd
+    answered a probe begun since the latest of them began (that would prove the watchdog
+    sees), and not every plug was read since then (a sweep, or each plug on its own).
 
     ``candidates``: nodes that may be failing (every failing node among them); None: all.
     """
@@ -341,6 +342,12 @@ def _sweep_needed(
     if sum(1 for t in starts if latest - t <= cfg.policy.confirm_interval) < 2:
         return False
     if fleet.swept_at is not None and fleet.swept_at >= latest:
+        return False
+    # A banner read by a probe begun after the burst proves the watchdog sees: no sweep.
+    if any(
+        not st.ssh.failing and st.ssh.last_started is not None and st.ssh.last_started >= latest
+        for st in fleet.nodes.values()
+    ):
         return False
     return any(
         st.plug_at is None or st.plug_at < latest
