@@ -202,10 +202,7 @@ def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:
 def _sight_returned(fleet: FleetState, now: float) -> FleetState:
     """The fleet was blind and sees again: every node is probed afresh before it is judged,
     and endpoint failures that darkness alone explains (no answer at all) start again."""
-    nodes = {
-        n: replace(st, dark=False, sight_at=now, ssh=restart(st.ssh), ping=restart(st.ping))
-        for n, st in fleet.nodes.items()
-    }
+    nodes = {n: _regain(st, now) for n, st in fleet.nodes.items()}
     clusters = {
         c: replace(
             cs,
@@ -227,8 +224,21 @@ def _sight(st: NodeState, blind: str | None, now: float) -> NodeState:
     if not sees and not st.dark:
         return replace(st, dark=True)
     if sees and st.dark:
-        return replace(st, dark=False, sight_at=now, ssh=restart(st.ssh), ping=restart(st.ping))
+        return _regain(st, now)
     return st
+
+
+def _regain(st: NodeState, now: float) -> NodeState:
+    """Sight returns: every failure streak (sshd, ping, plug misses) starts again from zero."""
+    return replace(
+        st,
+        dark=False,
+        sight_at=now,
+        ssh=restart(st.ssh),
+        ping=restart(st.ping),
+        plug_misses=0,
+        plug_missing_since=None,
+    )
 
 
 def _answers(plug: PlugReading | None) -> bool:
@@ -238,12 +248,13 @@ def _answers(plug: PlugReading | None) -> bool:
 
 
 def _fresh(st: NodeState, cfg: Config) -> bool:
-    """Probed afresh since sight returned (or since start-up): sshd, if probed, and the plug."""
+    """Probed afresh since sight returned (or since start-up): its sshd (its plug, when sshd
+    is not probed). A wedge verdict needs its own fresh plug reading besides."""
     if st.sight_at is None:
         return True
-    ssh_on = _ssh_enabled(cfg, st.name)
-    ssh_ok = not ssh_on or (st.ssh.last_started is not None and st.ssh.last_started >= st.sight_at)
-    return ssh_ok and st.plug_at is not None and st.plug_at >= st.sight_at
+    if _ssh_enabled(cfg, st.name):
+        return st.ssh.last_started is not None and st.ssh.last_started >= st.sight_at
+    return st.plug_at is not None and st.plug_at >= st.sight_at
 
 
 def _stale_after(cfg: Config, name: str) -> float:
@@ -437,9 +448,9 @@ def _classify(
             confirm=True,
         )
     if not _fresh(st, cfg) and not boot_failed:
-        return st, _Verdict(
-            st.cls, st.reason or "waiting for a fresh probe", confirm=True, held=True
-        )
+        # No confirmation burst: the node's next regular probe makes it fresh (a burst for
+        # every node after a restart or a blind spell would be a stampede on a large fleet).
+        return st, _Verdict(st.cls, st.reason or "waiting for a fresh probe", held=True)
     armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
     if plug is not None and plug.reachable and plug.is_on is False:
         wants = ActionKind.POWER_ON if p.power_on_if_off else None
