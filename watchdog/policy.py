@@ -346,7 +346,10 @@ def _sweep_needed(
         if candidates is None
         else (fleet.nodes[n] for n in candidates if n in fleet.nodes)
     )
-    starts = [st.ssh.failing_since or now for st in pool if _wedge_signal(st, now)]
+    # Most nodes are not failing: test that first, cheaply, before the full signal.
+    starts = [
+        st.ssh.failing_since or now for st in pool if st.ssh.consecutive and _wedge_signal(st, now)
+    ]
     if len(starts) < 2:
         return False
     latest = max(starts)
