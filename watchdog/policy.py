@@ -32,7 +32,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from watchdog.alerting import derive_alerts
-from watchdog.config import Cluster, Config
+from watchdog.config import Cluster, Config, Ssh
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState, restart
 from watchdog.model import (
     Action,
@@ -257,20 +257,23 @@ def _fresh(st: NodeState, cfg: Config) -> bool:
     return st.plug_at is not None and st.plug_at >= st.sight_at
 
 
+def _ssh(cfg: Config, name: str) -> Ssh | None:
+    """The node's sshd probe settings; None for a node a reload removed."""
+    try:
+        return cfg.node(name)[1].ssh
+    except KeyError:
+        return None
+
+
 def _stale_after(cfg: Config, name: str) -> float:
     """An ssh result older than two probe periods no longer says how the node is now."""
-    try:
-        ssh = cfg.node(name)[1].ssh
-    except KeyError:
-        return float("inf")
-    return 2 * (ssh.interval + ssh.timeout)
+    ssh = _ssh(cfg, name)
+    return float("inf") if ssh is None else 2 * (ssh.interval + ssh.timeout)
 
 
 def _ssh_enabled(cfg: Config, name: str) -> bool:
-    try:
-        return cfg.node(name)[1].ssh.enabled
-    except KeyError:
-        return True
+    ssh = _ssh(cfg, name)
+    return ssh is None or ssh.enabled
 
 
 def _cluster_verified(cs: ClusterState, cfg: Config) -> bool:
