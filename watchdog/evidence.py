@@ -142,6 +142,7 @@ class FleetState:
     blind_since: float | None = None  # the fleet is blind since (None: it can see)
     restate: bool = False  # re-state every open page once (start-up, reload): see alerting
     swept_at: float | None = None  # when the last sweep (every plug read at once) began
+    banner_at: float | None = None  # when the latest ssh probe that got a banner began
 
     def node(self, name: str) -> NodeState:
         return self.nodes[name]
@@ -173,9 +174,15 @@ def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) 
     if not result.ok and started_before(result, st.sight_at, now):
         return fleet  # a failure from before sight returned: not evidence of anything now
     if result.probe is ProbeKind.SSH:
-        st = replace(st, ssh=fold(st.ssh, result, now))
-        if result.ok and st.boot_started_at is None and st.cycling_since is None:
-            st = replace(st, seen_healthy=True)
+        seen = st.seen_healthy or (
+            result.ok and st.boot_started_at is None and st.cycling_since is None
+        )
+        st = replace(st, ssh=fold(st.ssh, result, now), seen_healthy=seen)
+        if result.ok:
+            # Some node's sshd answered a probe begun then: the watchdog saw at that moment.
+            began = now - max(0.0, result.latency)
+            if fleet.banner_at is None or began > fleet.banner_at:
+                fleet = replace(fleet, banner_at=began)
     elif result.probe is ProbeKind.PING:
         st = replace(st, ping=fold(st.ping, result, now))
     else:

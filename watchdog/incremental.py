@@ -14,6 +14,10 @@ the smallest set of nodes whose evaluation gives the same result as evaluating t
   or would be competing for a power action, or has just left one: the gate then sees every
   competitor as a full evaluation would.
 
+Nothing at all needs judging when every touched node is *settled* (healthy, nothing pending:
+:func:`~watchdog.policy.settled`) and the fleet-wide facts are clear: a passing probe of a
+healthy node, the common case, costs no evaluation. The fleet-wide facts themselves are kept
+cheap: the nodes whose sshd failure may mean a wedge are indexed, so no fact scans the fleet.
 Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
 ``tests/test_incremental.py`` checks, over random sequences of observations, that this equals a
 full evaluation. No I/O, no clock; ``now`` is an argument.
@@ -26,19 +30,19 @@ from collections.abc import Collection, Mapping
 from watchdog.config import Config
 from watchdog.evidence import ClusterState, FleetState, NodeState
 from watchdog.model import NodeClass
-from watchdog.policy import Decision, FleetFacts, _classify, evaluate, fleet_facts
+from watchdog.policy import (
+    Decision,
+    FleetFacts,
+    _classify,
+    _wedge_signal,
+    evaluate,
+    fleet_facts,
+    settled,
+    signal_starts,
+)
 
 Outlook = FleetFacts  # the fleet-wide facts every verdict depends on, at the last evaluation
-
-
-def outlook(
-    fleet: FleetState,
-    cfg: Config,
-    now: float,
-    hold: str | None,
-    candidates: Collection[str] | None = None,
-) -> Outlook:
-    return fleet_facts(fleet, cfg, now, hold, candidates)
+_LATER = float("inf")
 
 
 def members_index(fleet: FleetState) -> dict[str, tuple[str, ...]]:
@@ -69,56 +73,12 @@ def may_change_with_time(st: NodeState, cs: ClusterState) -> bool:
     )
 
 
-def update_watch(fleet: FleetState, watch: set[str], only: Collection[str] | None) -> set[str]:
-    """The time-sensitive set after an evaluation of ``only`` (None: of every node)."""
-    if only is None:
-        return {
-            n
-            for n, st in fleet.nodes.items()
-            if may_change_with_time(st, fleet.clusters[st.cluster])
-        }
-    for n in only:
-        st = fleet.nodes.get(n)
-        if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
-            watch.add(n)
-        else:
-            watch.discard(n)
-    return watch
-
-
 def _competes(st: NodeState, fleet: FleetState, cfg: Config, now: float, look: Outlook) -> bool:
     """The node is, or has just stopped, competing for a power action."""
     if st.cycling_since is not None or st.cls is NodeClass.CYCLING:
         return True  # a slot in flight is taken or freed: the waiting ones must see it
     _, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, look.blind)
     return verdict.wants is not None
-
-
-def scope(
-    fleet: FleetState,
-    changed: Collection[str],
-    *,
-    cfg: Config,
-    now: float,
-    last: Outlook | None,
-    watch: Collection[str],
-    hold: str | None = None,
-) -> tuple[Collection[str] | None, Outlook]:
-    """The nodes to evaluate after ``changed`` were touched (None: all of them).
-
-    ``watch`` holds the time-sensitive nodes (kept up to date by the caller with
-    :func:`may_change_with_time` after each evaluation); ``last`` is the outlook of the
-    previous evaluation.
-    """
-    # Every failing node is time-sensitive (in ``watch``) or has just changed.
-    look = outlook(fleet, cfg, now, hold, {*watch, *changed})
-    if last is None or look != last:
-        return None, look
-    if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed) and _room(
-        fleet, cfg, now, watch
-    ):
-        return {*changed, *watch}, look
-    return changed, look
 
 
 def _room(fleet: FleetState, cfg: Config, now: float, watch: Collection[str]) -> bool:
@@ -136,52 +96,41 @@ def _room(fleet: FleetState, cfg: Config, now: float, watch: Collection[str]) ->
     return recent < p.fleet_max_cycles or any(nodes[n].restore_on for n in watch)
 
 
-def evaluate_scoped(
-    fleet: FleetState,
-    changed: Collection[str] | None,
-    *,
-    cfg: Config,
-    now: float,
-    last: Outlook | None,
-    watch: Collection[str],
-    members: Mapping[str, tuple[str, ...]],
-    hold: str | None = None,
-) -> tuple[Decision, Collection[str] | None, Outlook]:
-    """Evaluate what ``changed`` can affect (``None``: everything); returns the decision,
-    the nodes evaluated (None: all) and the new outlook."""
-    if changed is None:
-        only: Collection[str] | None = None
-        look = outlook(fleet, cfg, now, hold)
-    else:
-        only, look = scope(fleet, changed, cfg=cfg, now=now, last=last, watch=watch, hold=hold)
-    candidates = None if only is None else {*watch, *only}
-    decision = evaluate(
-        fleet, now, cfg, only=only, members=members, hold=hold, candidates=candidates
+def _quiet(fleet: FleetState, look: Outlook, hold: str | None) -> bool:
+    """No fleet-wide fact is set and no fleet page is open or due to be re-stated."""
+    return not (
+        look.blind
+        or look.witness_misses
+        or look.sweep
+        or hold
+        or fleet.restate
+        or fleet.blind_alert_open
+        or fleet.overload_alert_open
+        or fleet.blind_since is not None
     )
-    return decision, only, look
 
 
 class Scope:
     """The bookkeeping behind incremental evaluation, for one fleet.
 
-    Holds the time-sensitive nodes, the last outlook, and the nodes that changed class at the
-    last evaluation: a transition is not always a fixed point (a node that was just given a
-    power action is *cycling* with a new reason at its next evaluation), so those are
-    evaluated again with whatever comes next, as a full evaluation would.
+    Holds the time-sensitive nodes (``watch``), the last outlook, the nodes that changed class
+    at the last evaluation (a transition is not always a fixed point: a node just given a
+    power action is *cycling* with a new reason at its next evaluation, so those are evaluated
+    again with whatever comes next, as a full evaluation would), and an index of the nodes
+    whose sshd failure may mean a wedge, with when that failure began, so that whether a plug
+    sweep is due is answered without a scan of the fleet.
     """
 
     def __init__(self, members: Mapping[str, tuple[str, ...]]) -> None:
-        self.members = members
-        self.watch: set[str] = set()
-        self.last: Outlook | None = None
-        self.carry: set[str] = set()
+        self.reset(members)
 
     def reset(self, members: Mapping[str, tuple[str, ...]]) -> None:
         """New cluster membership (a reload): the next evaluation is a full one."""
         self.members = members
-        self.last = None
-        self.watch = set()
-        self.carry = set()
+        self.last: Outlook | None = None
+        self.watch: set[str] = set()
+        self.carry: set[str] = set()
+        self.signal: dict[str, NodeState] = {}  # nodes with a wedge signal at any time
 
     def evaluate(
         self,
@@ -194,18 +143,77 @@ class Scope:
     ) -> tuple[Decision, Collection[str] | None]:
         """Evaluate what ``changed`` can affect (None: every node); also returns the nodes
         evaluated (None: all)."""
-        if changed is not None:
-            changed = {*changed, *(n for n in self.carry if n in fleet.nodes)}
-        decision, only, self.last = evaluate_scoped(
-            fleet,
-            changed,
-            cfg=cfg,
-            now=now,
-            last=self.last,
-            watch=self.watch,
-            members=self.members,
-            hold=hold,
+        if changed is None or self.last is None:
+            return self._full(fleet, cfg, now, hold)
+        changed = {*changed, *(n for n in self.carry if n in fleet.nodes)}
+        self._index(fleet, changed)
+        look = fleet_facts(fleet, cfg, now, hold, self._starts(now))
+        if look != self.last:
+            return self._full(fleet, cfg, now, hold)
+        if _quiet(fleet, look, hold) and all(
+            (st := fleet.nodes.get(n)) is not None and settled(st, fleet.clusters[st.cluster], cfg)
+            for n in changed
+        ):
+            # Healthy nodes that passed another probe: judging them again changes nothing.
+            self.watch.difference_update(changed)
+            self.carry = set()
+            return Decision(fleet, (), (), frozenset(), frozenset(), False), ()
+        only: set[str] = changed
+        if any(_competes(fleet.nodes[n], fleet, cfg, now, look) for n in changed) and _room(
+            fleet, cfg, now, self.watch
+        ):
+            only = {*changed, *self.watch}
+        decision = evaluate(
+            fleet, now, cfg, only=only, members=self.members, hold=hold, sweep=look.sweep
         )
-        self.watch = update_watch(decision.fleet, self.watch, only)
-        self.carry = {t.node for t in decision.transitions}
+        self._after(decision, only)
         return decision, only
+
+    def _full(
+        self, fleet: FleetState, cfg: Config, now: float, hold: str | None
+    ) -> tuple[Decision, None]:
+        self.last = fleet_facts(fleet, cfg, now, hold)
+        decision = evaluate(fleet, now, cfg, members=self.members, hold=hold)
+        self._after(decision, None)
+        return decision, None
+
+    def _after(self, decision: Decision, only: Collection[str] | None) -> None:
+        fleet = decision.fleet
+        if only is None:
+            self.watch = {
+                n
+                for n, st in fleet.nodes.items()
+                if may_change_with_time(st, fleet.clusters[st.cluster])
+            }
+            self.signal = {}
+            self._index(fleet, fleet.nodes.keys())
+        else:
+            for n in only:
+                st = fleet.nodes.get(n)
+                if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
+                    self.watch.add(n)
+                else:
+                    self.watch.discard(n)
+            self._index(fleet, only)
+        self.carry = {t.node for t in decision.transitions}
+
+    def _index(self, fleet: FleetState, names: Collection[str]) -> None:
+        """Keep ``signal`` in step with these nodes: every node that has, or at some later
+        time may have, a wedge signal (paused ones are judged at each use)."""
+        for n in names:
+            st = fleet.nodes.get(n)
+            # At a time past any timed pause: a node paused for good is never a signal.
+            if st is not None and st.ssh.consecutive and _wedge_signal(st, _LATER):
+                self.signal[n] = st
+            else:
+                self.signal.pop(n, None)
+
+    def _starts(self, now: float) -> list[float]:
+        return [
+            st.ssh.failing_since or now
+            for st in self.signal.values()
+            if not st.paused or _wedge_signal(st, now)
+        ]
+
+
+__all__ = ["Outlook", "Scope", "may_change_with_time", "members_index", "signal_starts"]

@@ -66,11 +66,19 @@ def to_persisted(
             boot_started_at=st.boot_started_at,
             open_alerts=tuple(sorted(c.value for c in st.open_alerts)),
         )
-    cluster_alerts = {
-        name: tuple(sorted(c.value for c in cs.open_alerts))
-        for name, cs in fleet.clusters.items()
-        if cs.open_alerts
-    }
+    # A cluster's pages move only when one of its nodes is evaluated.
+    changed = (
+        fleet.clusters.keys()
+        if only is None
+        else {fleet.nodes[n].cluster for n in only if n in fleet.nodes}
+    )
+    cluster_alerts = {} if only is None else dict(base.cluster_alerts)
+    for name in changed:
+        cs = fleet.clusters.get(name)
+        if cs is not None and cs.open_alerts:
+            cluster_alerts[name] = tuple(sorted(c.value for c in cs.open_alerts))
+        else:
+            cluster_alerts.pop(name, None)
     return replace(
         base,
         nodes=records,
@@ -96,6 +104,8 @@ def durable_change(
         return True
     if old.version != new.version:
         return True
+    if old.fleet_alerts != new.fleet_alerts or old.cluster_alerts != new.cluster_alerts:
+        return True  # open pages must survive a restart, to be resolved after it
     names = new.nodes.keys() | old.nodes.keys() if only is None else only
     for name in names:
         a, b = old.nodes.get(name), new.nodes.get(name)

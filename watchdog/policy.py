@@ -47,6 +47,7 @@ from watchdog.model import (
 
 # Banner failures that mean "the node does not serve sshd"; BAD_BANNER is a wrong port, not a
 # wedge, and PROBE_ERROR is our own fault.
+HEALTHY_REASON = "all probes pass"
 _WEDGE_SSH = frozenset(
     {
         FailureKind.NO_BANNER,
@@ -110,7 +111,7 @@ def evaluate(
     only: Collection[str] | None = None,
     members: Mapping[str, Sequence[str]] | None = None,
     hold: str | None = None,
-    candidates: Collection[str] | None = None,
+    sweep: bool | None = None,
 ) -> Decision:
     """Classify every node, apply the safety gates, and derive alerts from the classes.
 
@@ -118,7 +119,7 @@ def evaluate(
     a cluster to its nodes so that needs no scan): :mod:`watchdog.incremental` says which
     nodes a change can affect. ``hold`` is a reason the watchdog cannot trust what it sees
     other than blindness (it is overloaded): nodes with failing evidence are judged blind.
-    ``candidates`` holds every node that may be failing (None: look at all of them).
+    ``sweep``: whether a plug sweep is due, when the caller already knows it (None: find out).
     """
     blind = _blind_reason(fleet, cfg, now)
     judge_blind = blind or hold  # overloaded: what fails may be our own fault
@@ -129,7 +130,7 @@ def evaluate(
     facts = FleetFacts(
         judge_blind,
         bool(cfg.watchdog.witnesses and fleet.witness.failing),
-        _sweep_needed(fleet, cfg, now, candidates),
+        _sweep_needed(fleet, cfg, now) if sweep is None else sweep,
     )
     gate_hold = None
     if judge_blind is not None:
@@ -326,33 +327,36 @@ def fleet_facts(
     cfg: Config,
     now: float,
     hold: str | None,
-    candidates: Collection[str] | None = None,
+    starts: Collection[float] | None = None,
 ) -> FleetFacts:
+    """``starts``: when each node with a wedge signal began to fail (None: scan the fleet)."""
     return FleetFacts(
         _blind_reason(fleet, cfg, now) or hold,
         bool(cfg.watchdog.witnesses and fleet.witness.failing),
-        _sweep_needed(fleet, cfg, now, candidates),
+        _sweep_needed(fleet, cfg, now, starts),
     )
 
 
+def signal_starts(fleet: FleetState, now: float) -> list[float]:
+    """When each node with a wedge signal began to fail, by a scan of the fleet."""
+    return [
+        st.ssh.failing_since or now
+        for st in fleet.nodes.values()
+        if st.ssh.consecutive and _wedge_signal(st, now)
+    ]
+
+
 def _sweep_needed(
-    fleet: FleetState, cfg: Config, now: float, candidates: Collection[str] | None = None
+    fleet: FleetState, cfg: Config, now: float, starts: Collection[float] | None = None
 ) -> bool:
     """Two or more nodes turned suspect on ssh within one confirm interval, no node's sshd
     answered a probe begun since the latest of them began (that would prove the watchdog
     sees), and not every plug was read since then (a sweep, or each plug on its own).
 
-    ``candidates``: nodes that may be failing (every failing node among them); None: all.
+    ``starts``: when each node with a wedge signal began to fail (None: scan the fleet).
     """
-    pool = (
-        fleet.nodes.values()
-        if candidates is None
-        else (fleet.nodes[n] for n in candidates if n in fleet.nodes)
-    )
-    # Most nodes are not failing: test that first, cheaply, before the full signal.
-    starts = [
-        st.ssh.failing_since or now for st in pool if st.ssh.consecutive and _wedge_signal(st, now)
-    ]
+    if starts is None:
+        starts = signal_starts(fleet, now)
     if len(starts) < 2:
         return False
     latest = max(starts)
@@ -361,10 +365,7 @@ def _sweep_needed(
     if fleet.swept_at is not None and fleet.swept_at >= latest:
         return False
     # A banner read by a probe begun after the burst proves the watchdog sees: no sweep.
-    if any(
-        not st.ssh.failing and st.ssh.last_started is not None and st.ssh.last_started >= latest
-        for st in fleet.nodes.values()
-    ):
+    if fleet.banner_at is not None and fleet.banner_at >= latest:
         return False
     return any(
         st.plug_at is None or st.plug_at < latest
@@ -533,7 +534,32 @@ def _classify(
         return st, _Verdict(NodeClass.DEGRADED, text)
     if not armed:
         return st, _Verdict(NodeClass.UNKNOWN, "not armed: never seen healthy yet")
-    return st, _Verdict(NodeClass.HEALTHY, "all probes pass")
+    return st, _Verdict(NodeClass.HEALTHY, HEALTHY_REASON)
+
+
+def settled(st: NodeState, cs: ClusterState, cfg: Config) -> bool:
+    """Judged healthy with nothing pending: no failing evidence, nothing paged, no power
+    story, sight and a fresh probe. While the fleet-wide facts stay clear (nothing blind, no
+    witness missing, no sweep due, not overloaded, no page open or to re-state), judging it
+    again after a passing probe of it or its cluster, at any later time, leaves it as it is
+    and pages nothing: :mod:`watchdog.incremental` skips that evaluation."""
+    plug = st.plug
+    return (
+        st.cls is NodeClass.HEALTHY
+        and st.reason == HEALTHY_REASON
+        and st.seen_healthy
+        and not (st.open_alerts or st.latched or st.paused or st.restore_on)
+        and not (st.cycle_failed or st.dark or st.plug_misses)
+        and st.cycling_since is None
+        and st.boot_started_at is None
+        and not st.ssh.failing
+        and not st.ping.failing
+        and _answers(plug)
+        and not (plug is not None and plug.reachable and plug.is_on is False)
+        and _fresh(st, cfg)
+        and not cs.open_alerts
+        and not any(ev.failing for ev in cs.probes.values())
+    )
 
 
 def _endpoint_host(cluster: Cluster) -> str:
@@ -541,7 +567,7 @@ def _endpoint_host(cluster: Cluster) -> str:
 
 
 def _cluster(cfg: Config, name: str) -> Cluster | None:
-    return next((c for c in cfg.clusters if c.name == name), None)
+    return cfg.cluster(name)
 
 
 def _serving_since(cs: ClusterState, cluster: Cluster | None, since: float) -> bool:

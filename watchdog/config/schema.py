@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -114,11 +115,21 @@ class Config(_Strict):
     def nodes(self) -> list[tuple[Cluster, Node]]:
         return [(c, n) for c in self.clusters for n in c.nodes]
 
+    # Lookup tables, built on first use (the policy asks for a node's settings at every
+    # evaluation); the model is frozen, so they never go stale.
+    @cached_property
+    def _by_node(self) -> dict[str, tuple[Cluster, Node]]:
+        return {n.name: (c, n) for c in self.clusters for n in c.nodes}
+
+    @cached_property
+    def _by_cluster(self) -> dict[str, Cluster]:
+        return {c.name: c for c in self.clusters}
+
     def node(self, name: str) -> tuple[Cluster, Node]:
-        for cluster, node in self.nodes():
-            if node.name == name:
-                return cluster, node
-        raise KeyError(name)
+        return self._by_node[name]
+
+    def cluster(self, name: str) -> Cluster | None:
+        return self._by_cluster.get(name)
 
     def state_path(self, env: Mapping[str, str] | None = None) -> Path:
         env = os.environ if env is None else env
