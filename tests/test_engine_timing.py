@@ -146,3 +146,76 @@ async def test_periodic_jobs_start_spread_over_their_interval_without_jitter(
         assert (nxt - jobs[1].next_run_time).total_seconds() == 10.0
     finally:
         await e.stop()
+
+
+class ScriptedSsh:
+    """A probe suite whose sshd answers for the nodes not in ``silent``, at once."""
+
+    def __init__(self) -> None:
+        self.silent: set[str] = set()
+        self.probed: list[str] = []
+
+    async def ssh(self, node: Node) -> ProbeResult:
+        self.probed.append(node.name)
+        failure = FailureKind.NO_BANNER if node.name in self.silent else None
+        return ProbeResult(ProbeKind.SSH, node.name, failure, 0.001)
+
+    async def endpoint(self, cluster: object, kind: ProbeKind) -> list[ProbeResult]:
+        return []
+
+    def endpoint_jobs(self, cluster: object) -> list[tuple[ProbeKind, float]]:
+        return []
+
+
+class CountingPlug(OnPlug):
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def read(self) -> PlugReading:
+        self.reads += 1
+        return await super().read()
+
+
+async def _burst(tmp_path: Path, silent: set[str]) -> tuple[ScriptedSsh, dict[str, int]]:
+    """Four healthy nodes; then the ``silent`` ones fail on ssh together. Returns the probes
+    run and each plug's reads after the burst."""
+    suite = ScriptedSsh()
+    plugs = {f"n{i}": CountingPlug() for i in range(4)}
+    e = Engine(
+        make_cfg(4),
+        suite=suite,  # type: ignore[arg-type]
+        plugs=plugs,  # type: ignore[arg-type]
+        alerts=Sink(),
+        store=Store(tmp_path),
+        state_dir=tmp_path,
+    )
+    e = await started(e)
+    try:
+        for name in plugs:
+            await e._read_plug(name)
+            await e._job_ssh(name)
+        assert all(st.cls.value == "healthy" for st in e.state.nodes.values())
+        before = {n: p.reads for n, p in plugs.items()}
+        suite.probed.clear()
+        suite.silent = silent
+        for name in sorted(silent):
+            await e._job_ssh(name)
+        await asyncio.sleep(0.5)  # the sweep (or the sight check) and the confirmations
+        return suite, {n: p.reads - before[n] for n, p in plugs.items()}
+    finally:
+        await e.stop()
+
+
+async def test_a_banner_from_a_node_that_answered_settles_a_burst_without_reading_every_plug(
+    tmp_path: Path,
+) -> None:
+    suite, reads = await _burst(tmp_path, {"n0", "n1"})
+    # The two that answered were probed at once to prove sight; their plugs were not read.
+    assert {"n2", "n3"} <= set(suite.probed), suite.probed
+    assert reads["n2"] == reads["n3"] == 0, reads
+    assert reads["n0"] >= 1 and reads["n1"] >= 1  # each suspect's own plug, by its burst
+
+
+async def test_when_no_node_answers_a_burst_reads_every_plug(tmp_path: Path) -> None:
+    _, reads = await _burst(tmp_path, {"n0", "n1", "n2", "n3"})
+    assert all(n >= 1 for n in reads.values()), reads

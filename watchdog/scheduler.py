@@ -19,6 +19,7 @@ half-done cycle is finished — the plug switched on — before a single probe r
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -70,6 +71,8 @@ _SPREAD_CAP = 60.0  # first runs of long-interval jobs spread over at most this 
 _FULL_EVERY = 30.0  # a full evaluation now and then, behind the incremental ones
 _SUMMARY_ODD = 8  # nodes named in the summary line
 _WRITE_EVERY = 5.0  # durable changes are written at most this often (intents at once)
+_SIGHT_PROBES = 3  # nodes whose sshd is probed before a plug sweep, to prove sight
+_UNLOCKED = asyncio.Lock()  # stands for a node no banner probe has locked yet
 # Failures that a deadline produced: if our own loop ate half the budget, they are ours.
 _DEADLINE = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CONNECT_TIMEOUT, FailureKind.NO_BANNER, FailureKind.NO_REPLY}
@@ -388,9 +391,13 @@ class Engine(Actions):
         self.fleet = observe_plug(self.state, name, reading, self.clock(), started)
 
     async def _sweep(self) -> None:
-        """Read every plug at once (two or more nodes fail on ssh: blind, or a real wedge?)."""
+        """Two or more nodes fail on ssh at once: blind, or real wedges? A banner from a few
+        nodes whose sshd answered before settles it (the watchdog sees; the policy then needs
+        each suspect's own fresh plug reading only); else every plug is read at once."""
         started = self.clock()
         try:
+            if await self._sight_proven():
+                return
             await asyncio.gather(
                 *(self._read_plug(name) for name in list(self.state.nodes)),
                 return_exceptions=True,
@@ -400,6 +407,24 @@ class Engine(Actions):
             self._sweeping = False
             self._swept_at = self.clock()
         self._evaluate()
+
+    async def _sight_proven(self) -> bool:
+        """Probe the sshd of a few nodes that answered last time; True if the policy, given
+        their results, no longer asks for a sweep."""
+        answered = (
+            (st.ssh.ok_at, name)
+            for name, st in self.state.nodes.items()
+            if not st.ssh.failing
+            and st.ssh.ok_at is not None
+            and (found := self._node(name)) is not None
+            and found[1].ssh.enabled
+            and not self._ssh_locks.get(name, _UNLOCKED).locked()
+        )
+        picks = [name for _, name in heapq.nlargest(_SIGHT_PROBES, answered)]
+        if not picks:
+            return False
+        await asyncio.gather(*(self._job_ssh(name) for name in picks), return_exceptions=True)
+        return self._scope.last is not None and not self._scope.last.sweep
 
     async def _job_endpoint(self, cluster: str, kind: ProbeKind) -> None:
         found = self._by_cluster.get(cluster)
