@@ -158,7 +158,8 @@ def _versioned(data: object) -> object:
 def _keyed_by_node(state: PersistedState) -> PersistedState:
     for name, intent in state.intents.items():
         if intent.node != name:
-            raise ValueError(f"intents.{_short(name)}.node is not {_short(name)}")
+            where = f"intents.{_short(name, repr_=False)}.node"
+            raise ValueError(f"{where}: is {_short(intent.node)}, expected {_short(name)}")
     return state
 
 
@@ -166,6 +167,14 @@ _STATE: TypeAdapter[PersistedState] = TypeAdapter(
     Annotated[PersistedState, BeforeValidator(_versioned), AfterValidator(_keyed_by_node)]
 )
 _MAX_ERRORS = 3
+# Pydantic's words where they would speak of Python rather than of the JSON file.
+_JSON_WORDS = {
+    "dataclass_type": "expected an object",
+    "dict_type": "expected an object",
+    "tuple_type": "expected a list",
+    "missing": "missing key",
+    "unexpected_keyword_argument": "unknown key",
+}
 
 
 def to_json(state: PersistedState) -> dict[str, Any]:
@@ -187,10 +196,10 @@ def _describe(exc: ValidationError) -> str:
         exc.errors(include_url=False, include_context=False, include_input=False),
         key=lambda e: e["loc"][:1] != ("version",),
     )
-    parts = [
-        f"{_path(e['loc'])}: {e['msg']}" if e["loc"] else str(e["msg"])
-        for e in errors[:_MAX_ERRORS]
-    ]
+    parts = []
+    for e in errors[:_MAX_ERRORS]:
+        msg = _JSON_WORDS.get(e["type"], e["msg"].removeprefix("Value error, "))
+        parts.append(f"{_path(e['loc'])}: {msg}" if e["loc"] else msg)
     if len(errors) > _MAX_ERRORS:
         parts.append(f"and {len(errors) - _MAX_ERRORS} more")
     return printable("; ".join(parts), 600)
