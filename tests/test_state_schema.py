@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
+from watchdog.errors import StoreError
 from watchdog.store import (
     SCHEMA_VERSION,
     CycleIntent,
@@ -157,3 +159,40 @@ def test_its_schema_errors_name_keys_but_never_quote_values_and_stay_short() -> 
 def test_a_wrong_version_is_named_first_among_the_problems() -> None:
     with pytest.raises(SchemaError, match=r"^version: schema version 2 is not 1"):
         from_json({"mood": 1, "version": 2})
+
+
+def test_it_writes_any_mapping_and_lists_given_for_tuples(tmp_path: Path) -> None:
+    state = PersistedState(
+        nodes=MappingProxyType({"n": NodeRecord(since=5, cycles=[1.0, 2.0])}),
+        intents=MappingProxyType({"n": CycleIntent("n", 1.0, IntentStep.OFF)}),
+        cluster_alerts=MappingProxyType({"c": ("endpoint_down",)}),
+        fleet_cycles=(("n", 1.0),),
+    )
+    store = Store(tmp_path)
+    store.save(state)
+    loaded = store.load().state
+    assert loaded.nodes == {"n": NodeRecord(since=5.0, cycles=(1.0, 2.0))}
+    assert loaded.intents == dict(state.intents)
+    assert loaded.cluster_alerts == {"c": ("endpoint_down",)}
+
+
+NAN = float("nan")
+NOT_WRITABLE = {
+    "saved_at": PersistedState(saved_at=NAN),
+    "a record's time": PersistedState(nodes={"n": NodeRecord(since=NAN)}),
+    "a record's optional time": PersistedState(nodes={"n": NodeRecord(paused_until=-NAN)}),
+    "a power cycle": PersistedState(nodes={"n": NodeRecord(cycles=(1.0, float("inf")))}),
+    "an intent": PersistedState(intents={"n": CycleIntent("n", NAN, IntentStep.OFF)}),
+    "a fleet cycle": PersistedState(fleet_cycles=(("n", float("-inf")),)),
+}
+
+
+@pytest.mark.parametrize("where", list(NOT_WRITABLE))
+def test_a_state_holding_a_non_finite_number_is_refused_and_the_file_kept(
+    tmp_path: Path, where: str
+) -> None:
+    store = Store(tmp_path)
+    store.save(earlier_state())
+    with pytest.raises(StoreError, match="cannot save state"):
+        store.save(NOT_WRITABLE[where])
+    assert store.load().state == earlier_state()

@@ -179,6 +179,14 @@ _JSON_WORDS = {
 
 def to_json(state: PersistedState) -> dict[str, Any]:
     """The JSON-ready form of ``state`` (dicts, lists and scalars only)."""
+    tables = (state.nodes, state.intents, state.cluster_alerts)
+    if not all(type(table) is dict for table in tables):  # pydantic writes only a dict
+        state = dataclasses.replace(
+            state,
+            nodes=dict(state.nodes),
+            intents=dict(state.intents),
+            cluster_alerts=dict(state.cluster_alerts),
+        )
     return cast(dict[str, Any], _STATE.dump_python(state, mode="json", warnings=False))
 
 
