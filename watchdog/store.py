@@ -1,10 +1,10 @@
-"""Persisted state: per-node records, half-done power cycles and the fleet budget (adapter).
+"""Persisted state on disk: ``<state_dir>/state.json``, read back whole or set aside (adapter).
 
-Owns ``<state_dir>/state.json``: its schema (the dataclasses below, validated by pydantic)
-and reading it back. Values are frozen dataclasses holding plain values; the policy decides,
-this module only remembers, so that the cycle budget, latches and pauses survive a daemon
-restart. Writing is :func:`watchdog.atomic_file.write_atomic`'s: after a crash (or a
-``kill -9``) the file is either the old or the new version, never a mix.
+Owns the file: reading it (a regular file, at most ``MAX_STATE_BYTES``, valid JSON of the
+schema in :mod:`watchdog.state_schema`), setting a bad one aside, and saving through
+:func:`watchdog.atomic_file.write_atomic`, so that after a crash (or a ``kill -9``) the file
+is either the old or the new version, never a mix. The policy decides, this module only
+remembers, so that the cycle budget, latches and pauses survive a daemon restart.
 :meth:`Store.record_intent` returns only after the intent is on disk, which is why it is
 called *before* the plug is switched off: on start-up the daemon finds the intent and
 finishes the cycle.
@@ -14,8 +14,6 @@ What is *not* here: locking. Writers are serialised by :func:`watchdog.control.s
 adapters do not import each other.
 
 Decisions:
-- The schema is strict: no unknown key, no ``"3"`` for 3 nor ``1`` for true, every number
-  finite and within ``MAX_NUMBER``. An error names the key path, never the offending value.
 - A corrupt, unreadable or wrong-schema file is moved aside to ``state.json.corrupt-<unix>``
   (kept for a human) and an empty state is returned with ``problem`` set; the caller must
   alert, because budgets and latches were reset.
@@ -33,101 +31,45 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
-
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
 
 from watchdog import atomic_file
-from watchdog.bounded import FileRefused, printable, read_regular_file
+from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.errors import StoreError
+from watchdog.state_schema import (
+    MAX_NUMBER,
+    SCHEMA_VERSION,
+    CycleIntent,
+    IntentStep,
+    NodeRecord,
+    PersistedState,
+    SchemaError,
+    from_json,
+    to_json,
+)
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "MAX_NUMBER",
+    "MAX_STATE_BYTES",
+    "SCHEMA_VERSION",
+    "STATE_FILE",
+    "CycleIntent",
+    "IntentStep",
+    "LoadResult",
+    "NodeRecord",
+    "PersistedState",
+    "SchemaError",
+    "StateUnreadable",
+    "Store",
+    "from_json",
+    "to_json",
+]
+
 STATE_FILE = "state.json"
-# Bounds on what a state file may hold: a fleet's state is a few KB; a timestamp or a count
-# beyond 1e12 (the year 33658) is damage, not data.
-MAX_STATE_BYTES = 16 * 1024 * 1024
-MAX_NUMBER = 1e12
+MAX_STATE_BYTES = 16 * 1024 * 1024  # a fleet's state is a few hundred KB at 1000 nodes
 _STALE_TMP_AGE = 600.0  # a writer never takes this long; older temp files are crash leftovers
-
-
-def _this_version(version: int) -> int:
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"schema version {_short(version)} is not {SCHEMA_VERSION}")
-    return version
-
-
-# The field types a state file may hold. Strict, except that a JSON list stands for a tuple.
-Number = Annotated[float, Strict(), Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)]
-Count = Annotated[int, Strict(), Field(ge=-int(MAX_NUMBER), le=int(MAX_NUMBER))]
-Text = Annotated[str, Strict()]
-Flag = Annotated[bool, Strict()]
-Version = Annotated[int, Strict(), AfterValidator(_this_version)]
-# No unknown keys; a NaN is written as NaN, so that saving it fails instead of writing null.
-_SCHEMA = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
-
-
-class IntentStep(StrEnum):
-    """How far a power cycle got; recorded before each step is attempted."""
-
-    OFF_REQUESTED = "off_requested"
-    OFF = "off"
-    ON_REQUESTED = "on_requested"
-
-
-@with_config(_SCHEMA)
-@dataclass(frozen=True)
-class CycleIntent:
-    node: Text
-    started_at: Number
-    step: IntentStep
-    manual: Flag = False
-
-
-@with_config(_SCHEMA)
-@dataclass(frozen=True)
-class NodeRecord:
-    node_class: Text = "unknown"
-    since: Number = 0.0
-    consecutive_failures: Count = 0
-    failing_since: Number | None = None
-    seen_healthy: Flag = False
-    cycles: tuple[Number, ...] = ()  # unix start times of power cycles (budget survives restarts)
-    latched: Flag = False
-    latched_reason: Text = ""
-    latched_at: Number | None = None
-    paused: Flag = False
-    paused_until: Number | None = None  # paused with until None = indefinitely
-    last_failure: Text = ""
-    last_detail: Text = ""
-    last_cycle_at: Number | None = None
-    boot_started_at: Number | None = None
-    open_alerts: tuple[Text, ...] = ()  # alert conditions paged and not yet resolved
-
-
-@with_config(_SCHEMA)
-@dataclass(frozen=True)
-class PersistedState:
-    version: Version = SCHEMA_VERSION
-    saved_at: Number = 0.0
-    nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
-    intents: Mapping[str, CycleIntent] = field(default_factory=dict)
-    fleet_cycles: tuple[tuple[Text, Number], ...] = ()
-    # Pages open about a cluster's endpoint, and fleet-level pages (blind, overloaded).
-    cluster_alerts: Mapping[str, tuple[Text, ...]] = field(default_factory=dict)
-    fleet_alerts: tuple[Text, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,92 +81,6 @@ class LoadResult:
 
 class StateUnreadable(StoreError):
     """The state file exists but cannot be read fully and validly; it is left untouched."""
-
-
-class SchemaError(StoreError):
-    """The file parsed as JSON but is not a state of the schema this build understands."""
-
-
-# --- JSON mapping --------------------------------------------------------------------------
-
-
-def _versioned(data: object) -> object:
-    # The dataclass's default would fill a missing version in: a file without one is not ours.
-    if isinstance(data, dict) and "version" not in data:
-        raise ValueError(f"schema version None is not {SCHEMA_VERSION}")
-    return data
-
-
-def _keyed_by_node(state: PersistedState) -> PersistedState:
-    for name, intent in state.intents.items():
-        if intent.node != name:
-            where = f"intents.{_short(name, repr_=False)}.node"
-            raise ValueError(f"{where}: is {_short(intent.node)}, expected {_short(name)}")
-    return state
-
-
-_STATE: TypeAdapter[PersistedState] = TypeAdapter(
-    Annotated[PersistedState, BeforeValidator(_versioned), AfterValidator(_keyed_by_node)]
-)
-_MAX_ERRORS = 3
-# Pydantic's words where they would speak of Python rather than of the JSON file.
-_JSON_WORDS = {
-    "dataclass_type": "expected an object",
-    "dict_type": "expected an object",
-    "tuple_type": "expected a list",
-    "missing": "missing key",
-    "unexpected_keyword_argument": "unknown key",
-}
-
-
-def to_json(state: PersistedState) -> dict[str, Any]:
-    """The JSON-ready form of ``state`` (dicts, lists and scalars only)."""
-    tables = (state.nodes, state.intents, state.cluster_alerts)
-    if not all(type(table) is dict for table in tables):  # pydantic writes only a dict
-        state = dataclasses.replace(
-            state,
-            nodes=dict(state.nodes),
-            intents=dict(state.intents),
-            cluster_alerts=dict(state.cluster_alerts),
-        )
-    return cast(dict[str, Any], _STATE.dump_python(state, mode="json", warnings=False))
-
-
-def from_json(data: object) -> PersistedState:
-    """Strictly rebuild a state; raises :class:`SchemaError` naming the offending keys."""
-    try:
-        return _STATE.validate_python(data)
-    except ValidationError as exc:
-        raise SchemaError(_describe(exc)) from None  # the cause would quote the values
-
-
-def _describe(exc: ValidationError) -> str:
-    """The first few problems by key path (a wrong version first), without their values."""
-    errors = sorted(
-        exc.errors(include_url=False, include_context=False, include_input=False),
-        key=lambda e: e["loc"][:1] != ("version",),
-    )
-    parts = []
-    for e in errors[:_MAX_ERRORS]:
-        msg = _JSON_WORDS.get(e["type"], e["msg"].removeprefix("Value error, "))
-        parts.append(f"{_path(e['loc'])}: {msg}" if e["loc"] else msg)
-    if len(errors) > _MAX_ERRORS:
-        parts.append(f"and {len(errors) - _MAX_ERRORS} more")
-    return printable("; ".join(parts), 600)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{_short(part, repr_=False)}"
-    return text.removeprefix(".")
-
-
-def _short(value: object, *, repr_: bool = True) -> str:
-    if isinstance(value, int) and abs(value) >= 10**30:
-        return "a huge integer"
-    text = repr(value) if repr_ else str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _no_constants(name: str) -> float:
