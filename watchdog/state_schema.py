@@ -121,7 +121,7 @@ def _keyed_by_node(state: PersistedState) -> PersistedState:
     for name, intent in state.intents.items():
         if intent.node != name:
             where = f"intents.{_short(name, repr_=False)}.node"
-            raise ValueError(f"{where}: is {_short(intent.node)}, expected {_short(name)}")
+            raise ValueError(f"{where}: names another node than the key it is filed under")
     return state
 
 
