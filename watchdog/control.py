@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from watchdog import atomic_file
 from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.errors import ControlError
 
@@ -299,25 +299,13 @@ def _reject(directory: Path, path: Path, why: str) -> None:
 
 
 def _write_atomic(folder: Path, name: str, body: dict[str, Any]) -> None:
-    tmp: str | None = None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _adopt_path(folder)
-        # The temp name does not end in .json, so a reader never sees a half-written file.
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            _adopt(out.fileno(), folder)
-            json.dump(body, out, allow_nan=False)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(folder / f"{name}.json")
-        tmp = None
+        atomic_file.adopt_directory(folder)
+        text = json.dumps(body, allow_nan=False)
+        atomic_file.write_atomic(folder / f"{name}.json", text.encode("utf-8"))
     except (OSError, ValueError) as exc:
         raise ControlError(f"cannot write {folder / name}.json: {exc}") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink()
 
 
 def _checked_id(request_id: str) -> str:
@@ -334,7 +322,7 @@ def _open(path: Path, flags: int) -> int:
     except OSError as exc:
         raise ControlError(f"cannot open {path}: {exc}") from exc
     with contextlib.suppress(OSError):
-        _adopt(fd, path.parent)
+        atomic_file.adopt(fd, path.parent)
     return fd
 
 
@@ -344,21 +332,3 @@ def _read_pid(path: Path) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None
-
-
-def _adopt(fd: int, directory: Path) -> None:
-    """Give files the root-run CLI creates to the directory's (DynamicUser) owner."""
-    if os.geteuid() != 0:
-        return
-    st = directory.stat()
-    if (st.st_uid, st.st_gid) != (0, 0) and os.fstat(fd).st_uid != st.st_uid:
-        os.fchown(fd, st.st_uid, st.st_gid)
-
-
-def _adopt_path(folder: Path) -> None:
-    if os.geteuid() == 0:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            _adopt(fd, folder.parent)
-        finally:
-            os.close(fd)
