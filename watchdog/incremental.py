@@ -15,8 +15,8 @@ the smallest set of nodes whose evaluation gives the same result as evaluating t
   competitor as a full evaluation would.
 
 Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
-``tests/test_incremental.py`` checks, over random sequences of observations, that this equals a
-full evaluation. No I/O, no clock; ``now`` is an argument.
+``tests/test_incremental_evaluation.py`` checks, over random sequences of observations, that
+this equals a full evaluation. No I/O, no clock; ``now`` is an argument.
 """
 
 from __future__ import annotations
