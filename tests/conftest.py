@@ -23,6 +23,19 @@ pytest_plugins = [
 ]
 
 
+# A test that starts a real component through its fixture carries that component's marker, so
+# the fast lane's ``-m "not real_sshd and ..."`` leaves it out without each test repeating it.
+_FIXTURE_MARKERS = {"real_sshd": "real_sshd", "journald": "journald", "systemd_ns": "systemd"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in fixtures:
+                item.add_marker(marker)
+
+
 def need(available: bool, what: str) -> None:
     """Fail (under CI=true) or skip (elsewhere) when a real component is missing."""
     if available:

@@ -40,8 +40,13 @@ async def receiver() -> AsyncIterator[AlertReceiver]:
     await r.stop()
 
 
+# One TLS context for every test client, as the daemon's probe suite shares one: building it
+# (loading the CA bundle) costs more than the rest of a client, and the tests speak plain HTTP.
+TLS = httpx.create_ssl_context(trust_env=False)
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # trust_env=False: a proxy from the environment must never see loopback test traffic.
-    async with httpx.AsyncClient(trust_env=False) as c:
+    async with httpx.AsyncClient(trust_env=False, verify=TLS) as c:
         yield c

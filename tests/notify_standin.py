@@ -1,4 +1,6 @@
-"""A stand-in for ``cluster-watchdog run`` used by tests/test_systemd_e2e.py under a real systemd.
+"""A stand-in for ``cluster-watchdog run`` under a real systemd.
+
+Used by tests/test_systemd_unit_with_standin.py.
 
 It has the daemon's systemd-facing life cycle, built on the real :mod:`watchdog.notify` and
 :mod:`watchdog.journal`:

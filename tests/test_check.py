@@ -37,6 +37,8 @@ from watchdog.sim.cluster import NodeFault, SimCluster
 from watchdog.sim.kasa import PlugFault
 from watchdog.sim.vllm import NEWEST, PROFILES, VllmMode
 
+pytestmark = pytest.mark.e2e  # runs cluster-watchdog check as a real process: not in the fast lane
+
 T = TypeVar("T")
 API_KEY = f"sk-test-{secrets.token_hex(12)}"  # must never show up in any output
 KEY_ENV = "SIM_API_KEY"

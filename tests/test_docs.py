@@ -57,3 +57,30 @@ def test_the_command_help_is_written_for_users_not_a_module_docstring() -> None:
     text = _parser().format_help()
     assert "entry layer" not in text and "``" not in text, text
     assert "cluster-watchdog demo" in text and "78" in text
+
+
+DESIGN = (Path(__file__).resolve().parent.parent / "docs" / "design.md").read_text(encoding="utf-8")
+
+
+def test_every_citation_of_the_design_names_one_of_its_sections() -> None:
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    headings = {line.lstrip("#").strip() for line in DESIGN.splitlines() if line.startswith("#")}
+    cited: dict[str, str] = {}
+    sources = ("watchdog/**/*.py", "tests/*.py", "scripts/*", "*.md", "*/README.md", "config/*")
+    for path in sorted({p for pattern in sources for p in root.glob(pattern) if p.is_file()}):
+        if path.name == "test_docs.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for m in re.finditer(r'docs/design\.md,\s+"([^"]+)"', text):
+            cited[m.group(1)] = str(path.relative_to(root))
+    assert cited, "nothing cites docs/design.md"
+    missing = {title: where for title, where in cited.items() if title not in headings}
+    assert not missing, f"cited sections docs/design.md does not have: {missing}"
+
+
+def test_the_design_scenario_catalogue_lists_every_scenario_the_tests_run() -> None:
+    catalogue = DESIGN[DESIGN.index("## Scenario catalogue") :]
+    for name, sc in SCENARIOS.items():
+        assert f"| {sc.ref} |" in catalogue, f"docs/design.md lacks {sc.ref} ({name})"

@@ -150,6 +150,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 def test_history_reads_the_log_without_a_daemon_filtered_by_node_and_age(tmp_path: Path) -> None:
     config = _config(tmp_path)
     state = tmp_path / "state"
@@ -194,6 +195,7 @@ async def test_the_daemon_records_a_wedge_its_cycle_and_its_pages_across_a_resta
     assert inc["channels"] == ["on-call"]
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 def test_an_unreadable_log_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     config = _config(tmp_path)
     (tmp_path / "state" / history.HISTORY_FILE).mkdir()  # a directory cannot be read as one

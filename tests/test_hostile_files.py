@@ -106,6 +106,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 @pytest.mark.parametrize("case", ["NaN in saved_at", "a 400-digit integer", "a FIFO"])
 def test_an_offline_edit_refuses_a_state_it_cannot_read_and_leaves_it_untouched(
     tmp_path: Path, case: str
@@ -160,6 +161,7 @@ async def test_the_daemon_pages_when_it_sets_the_state_file_aside_and_keeps_runn
     assert any(p.name.startswith(f"{STATE_FILE}.corrupt-") for p in state.iterdir())
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 def test_remote_text_persisted_with_a_lone_surrogate_does_not_break_status(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -173,6 +175,7 @@ def test_remote_text_persisted_with_a_lone_surrogate_does_not_break_status(tmp_p
     assert "gave up" in ran.stdout and "\x1b" not in ran.stdout
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 async def test_the_longest_durations_check_config_accepts_are_ones_the_daemon_runs(
     tmp_path: Path,
 ) -> None:
@@ -224,6 +227,7 @@ BAD_CONFIGS: dict[str, str] = {
 }
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
 def test_a_hostile_config_value_is_exit_78_with_a_message(tmp_path: Path, case: str) -> None:
     path = tmp_path / "config.yaml"
@@ -234,6 +238,7 @@ def test_a_hostile_config_value_is_exit_78_with_a_message(tmp_path: Path, case: 
     assert len(ran.stderr) < 1000
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 @pytest.mark.parametrize("case", ["/dev/zero", "a FIFO", "a directory", "a 100 MB file"])
 def test_a_config_path_that_is_no_small_regular_file_is_exit_78_at_once(
     tmp_path: Path, case: str
@@ -364,6 +369,7 @@ async def test_a_failed_delivery_never_shows_a_piece_of_the_routing_key(
     _assert_clean(str(caught.value), [key])
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 def test_the_cli_output_is_redacted_and_always_encodable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

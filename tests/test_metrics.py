@@ -88,6 +88,7 @@ def test_a_bad_listen_address_names_the_key_and_the_fix(listen: str, message: st
     assert "127.0.0.1:9464" in caught.value.fix
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 def test_check_config_exits_78_on_a_bad_listen_address(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     doc = yaml.safe_load(yaml.safe_dump(config().model_dump(mode="json", exclude_none=True)))

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fixtures_sim import TLS
 from pydantic import SecretStr
 
 from watchdog.config import Endpoint
@@ -66,7 +67,7 @@ async def vllm(request: pytest.FixtureRequest) -> AsyncIterator[FakeVllm]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as c:
+    async with make_client(verify=TLS) as c:
         yield c
 
 

@@ -1,4 +1,4 @@
-"""The scenario catalogue (design §7) end to end: the real daemon, the simulated cluster.
+"""The scenario catalogue (docs/design.md) end to end: the real daemon, the simulated cluster.
 
 The definitions are shared with ``cluster-watchdog demo`` (``watchdog/sim/scenarios.py``):
 each run asserts from the plugs' own records and the alerts as received by the webhook

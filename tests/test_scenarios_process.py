@@ -1,4 +1,4 @@
-"""End-to-end scenarios at the process level (design §7): S10 plug variants, S11, S12.
+"""End-to-end scenarios at the process level (docs/design.md): S10 plug variants, S11, S12.
 
 Every test runs the real ``cluster-watchdog run`` as a child process against the simulated
 cluster of :class:`~watchdog.sim.harness.Harness` (fake vLLM, banner servers, Kasa plug

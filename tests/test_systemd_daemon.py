@@ -1,4 +1,4 @@
-"""The real ``cluster-watchdog run`` under a real systemd 252 and its journald (design §5).
+"""The real ``cluster-watchdog run`` under a real systemd 252 and its journald.
 
 One systemd instance (``tests/fixtures_systemd.py``: PID 1 of private namespaces, with its own
 ``systemd-journald``) runs one copy of the shipped unit per behaviour under test,

@@ -327,6 +327,7 @@ async def test_the_daemon_logs_the_vllm_version_and_its_change(
 
 
 # ------------------------------------------------------------------ sim and demo: --vllm-version
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("asked", "spoken"), [("0.10", "0.10.0"), (None, "0.33.0")])
 def test_the_sim_command_speaks_the_version_asked_for(
@@ -351,6 +352,7 @@ def test_the_sim_command_speaks_the_version_asked_for(
     assert proc.returncode == 0
 
 
+@pytest.mark.e2e  # runs cluster-watchdog as a real process
 @pytest.mark.parametrize("command", ["sim", "demo"])
 def test_a_version_no_profile_speaks_is_a_usage_error(command: str) -> None:
     run = subprocess.run(

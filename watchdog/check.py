@@ -1,8 +1,9 @@
 """``cluster-watchdog check``: every probe of every node and endpoint once, concurrently.
 
-Orchestration layer. The article's four validation steps (4a models, 4b/4c tool call,
-4d round trip) plus health, topology, sshd banner, optional ping, the plug (pre-validated:
-reachable, credentials accepted, relay state) and the witnesses, as one table or JSON.
+Orchestration layer. The four endpoint steps (4a models, 4b/4c tool call, 4d round trip;
+docs/design.md, "The endpoint steps") plus health, topology, sshd banner, optional ping, the
+plug (pre-validated: reachable, credentials accepted, relay state) and the witnesses, as one
+table or JSON.
 Every probe runs under its own configured timeout, all at once, so a hung endpoint is
 reported after its own timeout and never delays the others.
 """

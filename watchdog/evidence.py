@@ -48,7 +48,7 @@ class Evidence:
         return 0.0 if self.failing_since is None else now - self.failing_since
 
     def meets(self, threshold: int, duration: float, now: float) -> bool:
-        """Count *and* duration thresholds both met (design §3)."""
+        """Count *and* duration thresholds both met (docs/design.md, "Threshold and duration")."""
         return self.consecutive >= threshold and self.held(now) >= duration
 
     def ok_since(self, t: float) -> bool:

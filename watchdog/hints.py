@@ -1,6 +1,7 @@
 """One-line fix hints per failure kind (vocabulary layer).
 
-The source is the seed article's "Gotchas" table and its validation steps 4a–4d; probes may
+Written per failure kind from the endpoint steps 4a–4d (docs/design.md, "The endpoint steps")
+and the sshd, plug and network faults; probes may
 give a more specific hint (e.g. naming the model ids the server does list).
 """
 

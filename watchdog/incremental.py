@@ -19,8 +19,8 @@ Nothing at all needs judging when every touched node is *settled* (healthy, noth
 healthy node, the common case, costs no evaluation. The fleet-wide facts themselves are kept
 cheap: the nodes whose sshd failure may mean a wedge are indexed, so no fact scans the fleet.
 Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
-``tests/test_incremental.py`` checks, over random sequences of observations, that this equals a
-full evaluation. No I/O, no clock; ``now`` is an argument.
+``tests/test_incremental_evaluation.py`` checks, over random sequences of observations, that
+this equals a full evaluation. No I/O, no clock; ``now`` is an argument.
 """
 
 from __future__ import annotations

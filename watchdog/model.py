@@ -15,8 +15,8 @@ class ProbeKind(StrEnum):
 
     HEALTH = "health"  # GET /health
     MODELS = "models"  # GET /v1/models lists the model
-    TOOL_CALL = "tool_call"  # article 4b/4c: a real tool call
-    ROUND_TRIP = "round_trip"  # article 4d: the tool-result turn
+    TOOL_CALL = "tool_call"  # steps 4b/4c: a real tool call
+    ROUND_TRIP = "round_trip"  # step 4d: the tool-result turn
     TOPOLOGY = "topology"  # system_fingerprint carries the expected tag
     PROGRESS = "progress"  # /metrics: the engine's generation-token counter moves
     SSH = "ssh"  # sshd banner
@@ -78,7 +78,7 @@ class FailureKind(StrEnum):
 
     @property
     def is_config_fault(self) -> bool:
-        """Faults that power never fixes (design §3, misconfigured)."""
+        """Faults that power never fixes: the node is misconfigured, never powered."""
         return self in CONFIG_FAULTS
 
 
@@ -133,7 +133,7 @@ class PlugReading:
 
 
 class NodeClass(StrEnum):
-    """Classification of a node (design §3), one per node at any time."""
+    """Classification of a node, one per node at any time (docs/design.md, "Classes")."""
 
     UNKNOWN = "unknown"  # not yet armed: never seen healthy, startup timeout not passed
     HEALTHY = "healthy"

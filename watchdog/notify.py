@@ -4,9 +4,9 @@
 Owns the conversation with the service manager over ``$NOTIFY_SOCKET`` and the software
 watchdog: :func:`watchdog_loop` sends ``WATCHDOG=1`` at half of ``$WATCHDOG_USEC`` from inside
 the asyncio event loop, so a stalled loop stops the pings and systemd restarts the daemon
-(design §5, scenario S12).
+(scenario S12, docs/design.md, "Scenario catalogue").
 
-The datagrams go out through the ``sdnotify`` package (the design card's choice), which covers
+The datagrams go out through the ``sdnotify`` package (a dependency kept on purpose), which covers
 only the send. What it leaves out is done here: it reads ``NOTIFY_SOCKET`` from the process
 environment only (we connect to the address from the mapping we were given, so tests can
 point us at their own socket), it ignores ``WATCHDOG_USEC``/``WATCHDOG_PID``, and it encodes

@@ -5,7 +5,7 @@ clock, no logging: time is an argument and the output is values (new state, tran
 their reasons, actions, and the probes the engine should run at once). Lifecycle events the
 daemon reports back live in :mod:`watchdog.lifecycle`.
 
-The safety rules, each a tested behaviour:
+The safety rules, each a tested behaviour (docs/design.md, "Decision rules"):
 - count *and* duration thresholds before a node is judged wedged (suspect meanwhile, with a
   confirmation burst); a node is not judged before it is armed;
 - serving vetoes power: when sshd fails, the cluster's endpoint is asked for a real tool call

@@ -1,8 +1,8 @@
 """Which vLLM version each cluster runs, as its health probe last read it (orchestration layer).
 
-A version change is the first thing to compare after an image bump (seed article, "Pin your
-runtime version"), so the daemon logs the version once per cluster and again whenever it
-changes. :class:`VersionWatch` only decides *when* there is something to say; the engine logs.
+A version change is the first thing to compare after an image bump, so the daemon logs the
+version once per cluster and again whenever it changes. :class:`VersionWatch` only decides
+*when* there is something to say; the engine logs.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from watchdog.config.nodes import Cluster, Node, PlugType
 
 
 class Policy(_Strict):
-    """Safety rules of design §3, with the defaults given there."""
+    """Thresholds and limits of the decision rules (docs/design.md, "Decision rules")."""
 
     failure_threshold: int = Field(3, ge=1, le=100)
     failure_duration: Duration = 60.0

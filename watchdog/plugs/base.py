@@ -43,7 +43,7 @@ class Plug(Protocol):
 
     @property
     def supports_timer(self) -> bool:
-        """Whether the device has its own switch-back-on timer (crash safety, design §3)."""
+        """Whether the device has its own switch-back-on timer (docs/design.md, "Crash safety")."""
         ...
 
     async def read(self) -> PlugReading:

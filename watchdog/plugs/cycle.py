@@ -5,12 +5,12 @@ look at the node (if it says the node answers again, touch nothing) -> ARM_TIMER
 rule that switches the outlet back on after ``off_time + timer_margin`` so a dead watchdog
 never leaves a node off (failure is reported, not fatal) -> OFF -> CONFIRM_OFF (poll until the
 plug reads off, bounded by ``confirm_timeout``; if it never does, switch back on and fail) ->
-HOLD ``off_time`` (DGX Spark needs >= 60 s: unified memory and the PSU's power negotiation,
-design §2) -> ON -> CONFIRM_ON (poll until on, re-sending the switch-on within
+HOLD ``off_time`` (DGX Spark needs >= 60 s: unified memory and the PSU's power negotiation)
+-> ON -> CONFIRM_ON (poll until on, re-sending the switch-on within
 ``confirm_timeout``; the armed device timer is the backstop) -> disarm the timer -> DONE.
-Pacemaker fences the same way: off, poll every 1 s for 20 s, on, verify (field notes).
+Pacemaker fences the same way: off, poll every 1 s for 20 s, on, verify.
 
-``ensure_on`` finishes a half-done cycle at start-up (crash safety, design §3).
+``ensure_on`` finishes a half-done cycle at start-up (docs/design.md, "Crash safety").
 
 Cancellation: once the off command has been sent, a cancelled procedure (CancelledError)
 still switches the plug back on — in a task shielded from the cancellation — and re-raises

@@ -1,4 +1,4 @@
-"""Dry-run plug: decides and logs everything, never switches (design §3, "Dry run").
+"""Dry-run plug: decides and logs everything, never switches (docs/design.md, "Dry run").
 
 Wraps the real plug when there is one, so reads still go to the device and a dry run still
 proves the actuator answers; every switching call only logs ``dry run: would …`` (logger

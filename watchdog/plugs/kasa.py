@@ -13,7 +13,7 @@ python-kasa retries every request 3 more times itself (worst case about 4 x time
 that is the one retry loop for plug I/O, so nothing here retries a single request. The
 connected device is cached and dropped after any error, so the next call reconnects.
 
-Device-side timer (crash safety, design §3): legacy Kasa firmware has a ``count_down`` rule
+Device-side timer (docs/design.md, "Crash safety"): legacy Kasa firmware has a ``count_down`` rule
 that switches the relay by itself. python-kasa's ``Countdown`` module asks for the service
 ``countdown`` (wrong name), so the rule is set through the raw protocol query. Tapo firmware
 has ``add_countdown_rule`` on its own API; that path follows the published method shape but

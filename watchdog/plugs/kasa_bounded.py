@@ -12,7 +12,7 @@ bounds the transport under it before the first byte is read:
 These are subclasses of python-kasa's classes, not a fork: the protocol, retry loop, crypto
 and device model stay python-kasa's. A real HS300's sysinfo is about 3 KB. :func:`connect`
 uses two internals of python-kasa 0.12 (``device_factory._connect``, ``protocol._transport``);
-the dependency is pinned below 0.13, and ``tests/test_hostile.py`` fails if they move.
+the dependency is pinned below 0.13, and ``tests/test_hostile_peers.py`` fails if they move.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pure judgement of chat-completion answers for the tool-call probes (adapter layer).
 
-Owns the classification of the seed article's answers (steps 4b–4d) into the failure kinds of
-its "Gotchas" table: :func:`classify_tool_call` (4b/4c), :func:`classify_round_trip` (4d) and
+Owns the classification of the answers to steps 4b–4d (docs/design.md, "The endpoint steps")
+into failure kinds: :func:`classify_tool_call` (4b/4c), :func:`classify_round_trip` (4d) and
 :func:`chat_fault` for non-200 answers. No I/O: each takes what the server sent and returns a
 healthy ``(detail, data)`` or raises/returns a :class:`~watchdog.probes._faults.Fault`.
 
@@ -136,7 +136,7 @@ def classify_tool_call(payload: object) -> tuple[str, dict[str, str]]:
 
 
 def _json_object(arguments: object) -> dict[str, Any] | None:
-    # The article's 4c check: arguments is a string that parses to an object.
+    # Step 4c: arguments is a string that parses to an object.
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else None
     except ValueError:

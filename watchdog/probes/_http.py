@@ -1,6 +1,6 @@
 """Bounded HTTP exchanges shared by the endpoint probes (adapter layer).
 
-Owns the three guarantees every endpoint probe gives (design §4, issue 2 item 5):
+Owns the three guarantees every endpoint probe gives:
 
 * one deadline for the whole exchange — connect, headers and body — enforced with
   ``asyncio.timeout`` because httpx's timeouts are per operation, so a server that drips a
@@ -146,7 +146,7 @@ async def run_probe(
     client: httpx.AsyncClient,
     ep: Endpoint,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
     body: Body,
 ) -> ProbeResult:

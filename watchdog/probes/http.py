@@ -1,6 +1,6 @@
 """Endpoint liveness probes: ``GET /health`` and ``GET /v1/models`` (adapter layer).
 
-Both are cheap and both are blind to a stuck engine (field notes: vLLM #49210 — ``/health``
+Both are cheap and both are blind to a stuck engine (vLLM issue #49210: ``/health``
 stayed 200 for 17 h; ``/v1/models`` answers from config). They tell "process up, key right,
 model name right" apart from "serving", which only the tool call proves (:mod:`.toolcall`).
 
@@ -47,7 +47,7 @@ async def probe_health(
     client: httpx.AsyncClient,
     ep: Endpoint,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
 ) -> ProbeResult:
     """``GET {base}/health`` answers 200; then ``GET /version`` says which vLLM runs.
@@ -72,7 +72,7 @@ async def probe_models(
     client: httpx.AsyncClient,
     ep: Endpoint,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
 ) -> ProbeResult:
     """``GET {base}/v1/models`` lists ``ep.model`` (article step 4a)."""

@@ -131,7 +131,7 @@ async def _ping_once(
 async def probe_ping(
     host: str,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline
     target: str,
     probe: ProbeKind = ProbeKind.PING,
 ) -> ProbeResult:

@@ -149,7 +149,7 @@ async def probe_progress(
     ep: Endpoint,
     tracker: ProgressTracker,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
     now: float,
 ) -> ProbeResult:

@@ -1,4 +1,4 @@
-"""sshd banner probe: the evidence that tells a *wedged* node from a slow one (design §1, §3).
+"""sshd banner probe: the evidence that tells a *wedged* node from a slow one.
 
 A node that ran out of memory often still answers ICMP, and its kernel still completes TCP
 handshakes from the listen backlog, but sshd never gets to write its version line. So this probe
@@ -74,7 +74,7 @@ async def probe_ssh(
     host: str,
     port: int,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline
     target: str,
 ) -> ProbeResult:
     """Read sshd's banner from ``host:port`` within ``timeout`` seconds (connect included)."""

@@ -1,7 +1,7 @@
 """TCP connect probe (the *witness*), and the TCP connect helper the ssh probe builds on.
 
 A witness proves the watchdog's own network works — e.g. the gateway's port 53 or 80 — so that a
-silent node is judged *wedged* rather than the watchdog *blind* (design §3). This module owns
+silent node is judged *wedged* rather than the watchdog *blind*. This module owns
 name resolution, the non-blocking connect, and the translation of socket errors into
 :class:`FailureKind` values; it never retries and never picks its own deadline.
 """
@@ -97,7 +97,7 @@ async def probe_tcp(
     host: str,
     port: int,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the scheduler owns every probe's deadline
     target: str,
     probe: ProbeKind = ProbeKind.WITNESS,
 ) -> ProbeResult:

@@ -1,8 +1,8 @@
 """The synthetic tool call, the tool-result round trip and the topology check (adapter layer).
 
-Only a real completion proves an endpoint serves (design §2): these send the seed article's
-``get_weather`` requests (steps 4b–4d) and classify the answer into the failure kinds of its
-"Gotchas" table. The classification functions are pure and tested on their own: they live in
+Only a real completion proves an endpoint serves: these send the ``get_weather`` requests of
+steps 4b–4d (docs/design.md, "The endpoint steps") and classify the answer into failure
+kinds. The classification functions are pure and tested on their own: they live in
 :mod:`watchdog.probes._chat` (re-exported here), which also documents the reasoning-leak rule.
 This module owns the requests, the probes that send them, and the topology check.
 """
@@ -117,7 +117,7 @@ async def probe_tool_call(
     client: httpx.AsyncClient,
     ep: Endpoint,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
 ) -> ProbeResult:
     """Article 4b/4c: one ``get_weather`` call with well-formed JSON-object arguments."""
@@ -134,7 +134,7 @@ async def probe_round_trip(
     client: httpx.AsyncClient,
     ep: Endpoint,
     *,
-    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline (design §4)
+    timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
     tool_call_id: str | None = None,
 ) -> ProbeResult:

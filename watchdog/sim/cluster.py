@@ -1,6 +1,6 @@
 """A simulated GPU cluster: each node's smart plug drives its sshd and the shared endpoint.
 
-Owns the coupling between the simulation pieces (design §7): a :class:`KasaEmulator` relay per
+Owns the coupling between the simulation pieces: a :class:`KasaEmulator` relay per
 node, a :class:`BannerServer` standing in for the node's sshd, and one :class:`FakeVllm`
 serving the model across every node (TP=2). Power changes arrive through the emulator's
 ``on_change`` callback, so whatever switches the relay — the real python-kasa client, a

@@ -1,4 +1,6 @@
-"""The scenario catalogue (design §7): one definition, two uses — the demo and the tests.
+"""The scenario catalogue: one definition, two uses — the demo and the tests.
+
+The catalogue itself, S1–S17, is described in docs/design.md, "Scenario catalogue".
 
 Each scenario names what happens to the cluster and what the watchdog must do, a script
 that makes it happen against the simulated cluster, and the expected outcome as checks on
