@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog import control, history
-from watchdog.alerts.dispatch import Dispatcher
+from watchdog.alerts.dispatch import Delivery, DeliveryReport, Dispatcher
 from watchdog.alerts.factory import build_channels
 from watchdog.alerts.heartbeat import Heartbeat
 from watchdog.config import Config, load_config
@@ -259,16 +259,16 @@ class Daemon:
             on_delivered=functools.partial(_page_delivered, cfg.state_path(self.env)),
         )
 
-    def _delivery_failed(self, channel: str, event: AlertEvent, reason: str) -> None:
+    def _delivery_failed(self, report: DeliveryReport) -> None:
         log_event(
             log,
             EventType.ALERT_FAILED,
-            f"alert delivery via {channel} failed: {reason}",
-            # A retried attempt is a warning; a delivery given up on is an error.
-            severity=Severity.ERROR if reason.startswith("given up") else Severity.WARNING,
-            node=event.node,
+            f"alert delivery via {report.channel} failed: {report.reason}",
+            # A retried or rate-limited attempt is a warning; a delivery given up on, an error.
+            severity=Severity.ERROR if report.outcome is Delivery.GIVEN_UP else Severity.WARNING,
+            node=report.event.node,
             action="alert_failed",
-            channel=channel,
+            channel=report.channel,
         )
 
     async def _heartbeat(self, cfg: Config, client: Any, engine: Engine) -> None:
