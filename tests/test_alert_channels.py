@@ -359,7 +359,7 @@ async def test_no_secret_reaches_errors_reprs_or_logs(
         rate_window=60,
         retry_max=1,
         retry_backoff=0.01,
-        on_delivery_failure=lambda name, event, reason: texts.append(f"{name} {reason}"),
+        on_delivery_failure=lambda report: texts.append(f"{report.channel} {report.reason}"),
     )
     await dispatcher.start()
     dispatcher.submit(WEDGED)

@@ -18,6 +18,7 @@ import pytest
 from watchdog import config
 from watchdog.alerts import Dispatcher, build_channels
 from watchdog.alerts.base import Channel
+from watchdog.alerts.dispatch import Delivery, DeliveryReport
 from watchdog.model import AlertEvent, AlertStatus, Condition, Severity
 from watchdog.sim.receiver import AlertReceiver
 
@@ -50,9 +51,11 @@ class Failures:
     """Collects on_delivery_failure reports."""
 
     calls: list[tuple[str, AlertEvent, str]] = field(default_factory=list)
+    outcomes: list[Delivery] = field(default_factory=list)
 
-    def __call__(self, name: str, event: AlertEvent, reason: str) -> None:
-        self.calls.append((name, event, reason))
+    def __call__(self, report: DeliveryReport) -> None:
+        self.calls.append((report.channel, report.event, report.reason))
+        self.outcomes.append(report.outcome)
 
 
 def webhook(client: httpx.AsyncClient, *receivers: AlertReceiver) -> list[Channel]:
@@ -245,6 +248,7 @@ async def test_the_rate_limit_holds_back_triggers_but_never_resolves(
     [(name, event, reason)] = failures.calls
     assert (name, event.node) == ("hook0", "spark-3")
     assert reason.startswith("rate limited")
+    assert failures.outcomes == [Delivery.RATE_LIMITED]
 
 
 async def test_a_failed_delivery_is_retried_with_exponential_backoff(
@@ -271,6 +275,7 @@ async def test_a_failed_delivery_is_retried_with_exponential_backoff(
         'attempt 1 failed: HTTP 500: {"status": "error"}',
         'attempt 2 failed: HTTP 500: {"status": "error"}',
     ]
+    assert failures.outcomes == [Delivery.RETRYING, Delivery.RETRYING]
     assert caplog.text.count("failed: HTTP 500") == 2
     assert "retrying in 0.10s" in caplog.text
 
@@ -291,6 +296,7 @@ async def test_a_channel_that_keeps_failing_is_given_up_logged_and_reported(
     assert len(receiver.received) == 3
     assert d.sent == []
     assert failures.calls[-1][2] == 'given up: HTTP 500: {"status": "error"} (3 attempts failed)'
+    assert failures.outcomes == [Delivery.RETRYING, Delivery.RETRYING, Delivery.GIVEN_UP]
     [give_up] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert (
         "alert cluster-watchdog/spark-1/wedged (trigger) to hook0: given up: HTTP 500"
@@ -391,6 +397,7 @@ async def test_stop_reports_events_it_could_not_deliver(clock: Clock, failures: 
     await d.stop(0.05)
     [(name, event, reason)] = failures.calls
     assert (name, event, reason) == ("broken", WEDGED, "given up: abandoned at shutdown")
+    assert failures.outcomes == [Delivery.GIVEN_UP]
 
 
 async def test_a_restated_page_is_adopted_silently_then_resolved_and_renotified(

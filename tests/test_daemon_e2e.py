@@ -1,5 +1,6 @@
-"""The real daemon against the simulated cluster: dry run, SIGTERM mid-cycle, every alert
-channel across a whole incident, and the standalone ``sim`` command."""
+"""The real daemon against the simulated cluster: dry run, SIGTERM mid-cycle (once: graceful;
+twice: forced), every alert channel across a whole incident, and the standalone ``sim``
+command."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ async def test_sigterm_during_a_power_cycle_waits_until_the_plug_is_back_on(
         assert [e.on for e in record] == [False, True], record
         assert record[1].cause == "client"  # the daemon switched it on, not the device timer
         assert record[1].at - record[0].at >= 3.0  # and only after the whole off time
+
+
+async def test_a_second_sigterm_forces_the_stop_and_the_plug_is_switched_back_on_first(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, timings=Timings(off_time=60.0), subprocess_daemon=True) as h:
+        await h.start_daemon()
+        await h.healthy()
+        await h.sim.wedge(A)
+        await h.wait_until(lambda: h.offs(A) >= 1, 20, f"{A} to be switched off")
+        assert h.proc is not None
+        h.proc.send_signal(signal.SIGTERM)  # graceful: it waits out the minute of off time
+        with pytest.raises(subprocess.TimeoutExpired):
+            await asyncio.to_thread(h.proc.wait, 2)
+        started = asyncio.get_running_loop().time()
+        h.proc.send_signal(signal.SIGTERM)  # forced: no more waiting
+        code = await asyncio.to_thread(h.proc.wait, 30)
+        took = asyncio.get_running_loop().time() - started
+        h.proc = None
+        assert code == 128 + signal.SIGTERM
+        assert took < 15.0, took
+        record = h.sim.power_record(A)
+        assert [e.on for e in record] == [False, True], record
+        assert record[1].cause == "client"  # the daemon switched it on before it exited
+        assert record[1].at - record[0].at < 30.0  # long before the off time was over
+        # The intent stays recorded: the next start makes sure the plug is on.
+        state = yaml.safe_load((h.state_dir / "state.json").read_text())
+        assert list(state["intents"]) == [A]
 
 
 def _configure_all_channels(h: Harness) -> None:

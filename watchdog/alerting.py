@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 
 from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState
 from watchdog.hints import hint_for
@@ -58,6 +59,24 @@ _EXPLAINS_ENDPOINT = frozenset(
         NodeClass.UNKNOWN,
     }
 )
+# The condition each class pages as, where it has one of its own. A wedge is paged through
+# its whole incident (see ``_node_conditions``); degraded and misconfigured endpoints are
+# paged per cluster, a wrong sshd banner per node.
+CLASS_CONDITION: Mapping[NodeClass, Condition] = MappingProxyType(
+    {
+        NodeClass.WEDGED: Condition.WEDGED,
+        NodeClass.SSH_DOWN: Condition.SSH_DOWN,
+        NodeClass.DEGRADED: Condition.DEGRADED,
+        NodeClass.MISCONFIGURED: Condition.MISCONFIGURED,
+        NodeClass.POWERED_OFF: Condition.POWERED_OFF,
+        NodeClass.BLIND: Condition.BLIND,
+        NodeClass.GIVEN_UP: Condition.GIVEN_UP,
+    }
+)
+# Classes whose node is paged with the class's own condition, for as long as it holds.
+_PAGED_AS_CLASS = frozenset({NodeClass.GIVEN_UP, NodeClass.POWERED_OFF, NodeClass.SSH_DOWN})
+# Classes a cluster's endpoint page is about (when no member's trouble explains them).
+_ENDPOINT_CLASSES = frozenset({NodeClass.DEGRADED, NodeClass.MISCONFIGURED})
 _SUSPECT_KEEPS = frozenset({Condition.WEDGED, Condition.SSH_DOWN, Condition.MISCONFIGURED})
 _SEVERITY = {
     Condition.WEDGED: Severity.CRITICAL,
@@ -84,11 +103,8 @@ def _node_conditions(st: NodeState, plug_down: bool) -> set[Condition]:
         was_wedged or (st.power_kind is ActionKind.POWER_CYCLE and not st.power_manual)
     ):
         want.add(Condition.WEDGED)  # a manual cycle of a healthy node pages nobody
-    want |= {
-        NodeClass.GIVEN_UP: {Condition.GIVEN_UP},
-        NodeClass.POWERED_OFF: {Condition.POWERED_OFF},
-        NodeClass.SSH_DOWN: {Condition.SSH_DOWN},
-    }.get(st.cls, set())
+    if st.cls in _PAGED_AS_CLASS:
+        want.add(CLASS_CONDITION[st.cls])
     if st.cls is NodeClass.SUSPECT:
         # Failing again, not yet confirmed: that does not show the condition is gone (a
         # suspicion restarted after a restart or a blind spell must not resolve and re-page).
@@ -167,10 +183,10 @@ def derive_alerts(
         want_c: dict[Condition, NodeState] = {}
         if not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
             for m in members:
-                if m.cls in (NodeClass.DEGRADED, NodeClass.MISCONFIGURED) and (
+                if m.cls in _ENDPOINT_CLASSES and (
                     m.cls is not NodeClass.MISCONFIGURED or m.ssh.last_failure is None
                 ):
-                    want_c[Condition(m.cls.value)] = m
+                    want_c[CLASS_CONDITION[m.cls]] = m
         for cond in sorted(set(want_c) | cs.open_alerts):
             if cond in want_c and cond in cs.open_alerts:
                 continue  # still open: the dispatcher re-notifies on its own schedule
@@ -234,9 +250,8 @@ def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float)
     if cond is Condition.PLUG:
         return _plug_event(st, now)
     done = {
-        NodeClass.WEDGED: "power cycle pending"
-        if "cannot act" not in st.reason and ";" not in st.reason
-        else st.reason.split("; ", 1)[-1],
+        # What holds the power cycle back, when something does.
+        NodeClass.WEDGED: "power cycle pending" if st.blocked is None else st.blocked.text,
         NodeClass.CYCLING: "power cycle started",
         NodeClass.BOOTING: "power restored; waiting for boot and model load",
         NodeClass.GIVEN_UP: "no more power cycles: latched until an operator runs "

@@ -1,9 +1,14 @@
 """The daemon: composition root and lifecycle (entry layer).
 
-Startup → serve → shutdown, in the manner of uvicorn's ``Server``: signal handlers only set
-flags (SIGTERM/SIGINT stop, SIGHUP reloads); the main loop acts on them; the stop is
-graceful and bounded, and never lands between a plug's off and on (the engine waits for
-power actions). Concrete adapters are chosen here and nowhere else.
+Shaped like uvicorn's ``Server``: :meth:`Daemon.serve` runs ``startup`` → ``main_loop`` →
+``shutdown``. Signal handlers only set flags and wake the loop: SIGTERM or SIGINT asks for a
+stop, SIGHUP for a reload. The main loop acts on them — a reload is its own step, and a stop
+ends the loop. The stop is graceful and bounded, and never lands between a plug's off and on
+(the engine waits for power actions). A second SIGTERM or SIGINT forces it: power actions
+in flight are cancelled — each still switches its plug back on first, and its recorded
+intent is finished at the next start — alert queues are not drained, and the exit status
+is 128 + that signal's number (143 for SIGTERM, 130 for SIGINT); a graceful stop exits 0.
+The daemon drives the engine through its methods only.
 
 Order at start: config → logging → the state directory's daemon lock → state (under the
 state lock) → adapters → half-done cycles finished → jobs scheduled → ``READY=1``.
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -23,73 +27,32 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from watchdog import control, history
+from watchdog import control
 from watchdog.alerts.dispatch import Dispatcher
-from watchdog.alerts.factory import build_channels
-from watchdog.alerts.heartbeat import Heartbeat
-from watchdog.config import Config, load_config
+from watchdog.config import Config
 from watchdog.errors import ConfigError
 from watchdog.journal import log_event, setup_logging
 from watchdog.metrics_server import MetricsServer, start_metrics
-from watchdog.model import AlertEvent, AlertStatus, Condition, EventType, Severity
+from watchdog.model import AlertEvent, AlertStatus, EventType, Severity
 from watchdog.notify import Notifier, watchdog_loop
-from watchdog.plugs.base import Plug
-from watchdog.plugs.factory import make_plug
 from watchdog.probes.http import make_client
 from watchdog.scheduler import Engine
 from watchdog.store import Store
 from watchdog.suite import ProbeSuite
+from watchdog.wiring import (
+    build_dispatcher,
+    build_plugs,
+    changed_plugs,
+    config_diff,
+    heartbeat,
+    load,
+    state_reset_event,
+)
 
 log = logging.getLogger("watchdog.daemon")
 
-
-def load(path: Path, *, dry_run: bool = False) -> Config:
-    """Load and validate; ``--dry-run`` forces every plug to the dry-run driver."""
-    cfg = load_config(path)
-    if dry_run and not cfg.watchdog.dry_run:
-        cfg = cfg.model_copy(update={"watchdog": cfg.watchdog.model_copy(update={"dry_run": True})})
-    return cfg
-
-
-def build_plugs(cfg: Config) -> dict[str, Plug]:
-    return {
-        n.name: make_plug(n.plug, label=n.name, dry_run=cfg.watchdog.dry_run)
-        for _, n in cfg.nodes()
-    }
-
-
-def changed_plugs(old: Config, new: Config) -> dict[str, Plug]:
-    """Fresh drivers for every node whose plug config changed — all of them when dry run was
-    switched on or off, so a reload into dry run really stops every plug from switching."""
-    before = {n.name: n.plug for _, n in old.nodes()}
-    flipped = old.watchdog.dry_run != new.watchdog.dry_run
-    return {
-        n.name: make_plug(n.plug, label=n.name, dry_run=new.watchdog.dry_run)
-        for _, n in new.nodes()
-        if flipped or before.get(n.name) != n.plug
-    }
-
-
-def config_diff(old: Config, new: Config) -> list[str]:
-    """Dotted paths whose values differ (secrets compare by value, print as their path only)."""
-    out: list[str] = []
-    _diff(old.model_dump(), new.model_dump(), "", out)
-    return out
-
-
-def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            _diff(a.get(key), b.get(key), f"{path}.{key}" if path else str(key), out)
-    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _diff(x, y, f"{path}[{i}]", out)
-    elif _plain(a) != _plain(b):
-        out.append(path)
-
-
-def _plain(v: Any) -> Any:
-    return v.get_secret_value() if hasattr(v, "get_secret_value") else v
+_DRAIN = 5.0  # how long a graceful stop lets the alert queues drain
+_TICK_STALE = 30.0  # a scheduler that has not ticked for this long is stuck: pings stop
 
 
 class Daemon:
@@ -113,52 +76,77 @@ class Daemon:
         self.install_signals = install_signals
         self.log_journal = log_journal
         self.configure_logging = configure_logging  # False: the embedding program owns logging
-        self.should_exit = asyncio.Event()
+        # Flags the handlers set; the main loop and the shutdown act on them.
+        self.should_exit = False
+        self.force_exit = False
         self.reload_requested = False
+        self.exit_code = 0
+        self._wake = asyncio.Event()  # a flag was set: the main loop looks at once
+        self._forced = asyncio.Event()  # a second stop signal: the shutdown cuts its waits
         self.status_note = ""  # appended to STATUS= (e.g. a rejected reload)
         self.notifier = Notifier(self.env)
         self.engine: Engine | None = None
         self.metrics: MetricsServer | None = None
         self.started = asyncio.Event()
+        # Set up by startup(), for the main loop, reloads and the shutdown.
+        self._cfg: Config | None = None
+        self._client: Any = None
+        self._dispatcher: Dispatcher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    # flag-only handlers: the main loop does the work
+    # ------------------------------------------------------------------ flag-only handlers
+    def handle_exit(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM or SIGINT: the first asks for a graceful stop, a second forces it."""
+        if self.should_exit:
+            self.force_exit = True
+            self.exit_code = 128 + sig
+            self._forced.set()
+        self.should_exit = True
+        self._wake.set()
+
     def request_stop(self) -> None:
-        self.should_exit.set()
+        self.handle_exit(signal.SIGTERM)
 
     def request_reload(self) -> None:
         self.reload_requested = True
-        self.should_exit.set()  # wake the main loop; it clears the event when reloading
+        self._wake.set()
 
+    # ------------------------------------------------------------------ lifecycle
     async def serve(self) -> int:
         cfg = load(self.config_path, dry_run=self.dry_run)  # ConfigError -> exit 78 in cli
         if self.configure_logging:
             setup_logging(cfg.watchdog.log_level, journal=self.log_journal)
         state_dir = cfg.state_path(self.env)
-        store = Store(state_dir)
         lock = control.DaemonLock(state_dir)
         lock.acquire()  # ControlError: another daemon owns this state directory
         try:
-            return await self._serve(cfg, store, state_dir)
+            await self.startup(cfg, Store(state_dir), state_dir)
+            try:
+                await self.main_loop()
+            finally:
+                await self.shutdown()
         finally:
             lock.release()
+        return self.exit_code
 
-    async def _serve(self, cfg: Config, store: Store, state_dir: Path) -> int:
+    async def startup(self, cfg: Config, store: Store, state_dir: Path) -> None:
+        """State and adapters, half-done cycles finished, jobs scheduled, then ``READY=1``."""
+        self._cfg = cfg
         with control.state_lock(state_dir):
             loaded = store.load()
-        client = make_client()
-        suite = ProbeSuite(cfg, client)
-        dispatcher = self._dispatcher(cfg, client)
+        self._client = client = make_client()
+        self._dispatcher = dispatcher = self._new_dispatcher(cfg)
         await dispatcher.start()
-        engine = Engine(
+        self.engine = engine = Engine(
             cfg,
-            suite=suite,
+            suite=ProbeSuite(cfg, client),
             plugs=build_plugs(cfg),
             alerts=dispatcher,
             store=store,
             state_dir=state_dir,
             on_event=self.on_event,
         )
-        self.engine = engine
+        reset = None
         if loaded.problem:
             log_event(
                 log,
@@ -169,14 +157,14 @@ class Daemon:
             reset = state_reset_event(loaded.problem, time.time())
             dispatcher.submit(reset)
         await engine.start(loaded.state)
-        settled = asyncio.create_task(
-            self._resolve_state_reset(engine, reset if loaded.problem else None)
-        )
+        self._tasks.append(asyncio.create_task(self._resolve_state_reset(engine, reset)))
         if self.install_signals:
             self._install_signals()
         self.metrics = await start_metrics(cfg, engine)
-        heartbeat = asyncio.create_task(self._heartbeat(cfg, client, engine))
-        pinger = asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
+        self._tasks.append(asyncio.create_task(heartbeat(cfg, client, is_healthy=self._loop_ok)))
+        self._tasks.append(
+            asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
+        )
         self.notifier.ready(engine.summary())
         log_event(
             log,
@@ -187,103 +175,52 @@ class Daemon:
             action="start",
         )
         self.started.set()
-        try:
-            last_status = ""
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.should_exit.wait(), timeout=1.0)
-                if self.reload_requested:
-                    self.reload_requested = False
-                    self.should_exit.clear()
-                    cfg, dispatcher = await self._reload(cfg, engine, dispatcher, client)
-                elif self.should_exit.is_set():
-                    break
-                status = engine.summary() + (f"; {self.status_note}" if self.status_note else "")
-                if status != last_status:
-                    self.notifier.status(status)
-                    last_status = status
-        finally:
-            self.notifier.stopping()
-            log_event(log, EventType.STOPPING, "cluster-watchdog stopping", action="stop")
-            for task in (heartbeat, pinger, settled):
-                task.cancel()
-            if self.metrics is not None:
-                await self.metrics.stop()
-            await engine.stop()
-            await dispatcher.stop()
-            for plug in engine.plugs.values():
-                with contextlib.suppress(Exception):
-                    await plug.close()
-            await client.aclose()
-        return 0
 
-    async def _resolve_state_reset(self, engine: Engine, reset: AlertEvent | None) -> None:
-        """A state reset is paged once and resolved as soon as every node was seen again on
-        the fresh state: from then on the daemon knows the fleet, and the page says what was
-        lost (latches, pauses, budgets)."""
-        if reset is None:
-            return
-        while not engine.saw_every_node():  # noqa: ASYNC110 -- polled: no event to await
-            await asyncio.sleep(1.0)
-        engine.alerts.submit(
-            replace(
-                reset,
-                status=AlertStatus.RESOLVE,
-                severity=Severity.INFO,
-                summary="cluster-watchdog runs on a fresh state and has seen every node again",
-                at=time.time(),
-            )
-        )
+    async def main_loop(self) -> None:
+        """Until a stop is asked: a reload when one is asked; ``STATUS=`` kept current."""
+        last_status = ""
+        while not self.should_exit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+            if self.should_exit:
+                break
+            if self.reload_requested:
+                self.reload_requested = False
+                await self.reload()
+            status = self._engine.summary() + (f"; {self.status_note}" if self.status_note else "")
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
 
-    def _loop_ok(self) -> bool:
-        # A scheduler that stopped ticking must stop the WATCHDOG=1 pings too.
-        engine = self.engine
-        return engine is None or time.time() - engine.last_tick < 30.0
+    async def shutdown(self) -> None:
+        """Stop probing, let power actions finish (a forced stop cancels them: each switches
+        its plug back on first), drain the alert queues, close every connection."""
+        self.notifier.stopping()
+        log_event(log, EventType.STOPPING, "cluster-watchdog stopping", action="stop")
+        for task in self._tasks:
+            task.cancel()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        engine = self._engine
+        stopping = asyncio.create_task(engine.stop())
+        forced = asyncio.create_task(self._forced.wait())
+        await asyncio.wait({stopping, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not stopping.done():
+            log.warning("stop forced: power actions in flight are cancelled (plugs switched on)")
+            engine.cut_short()
+        await stopping
+        assert self._dispatcher is not None
+        await self._dispatcher.stop(timeout=0.0 if self.force_exit else _DRAIN)
+        await engine.aclose()
+        await self._client.aclose()
 
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-
-    def _dispatcher(self, cfg: Config, client: Any) -> Dispatcher:
-        a = cfg.alerts
-        return Dispatcher(
-            build_channels(a, client),
-            renotify=a.renotify,
-            rate_limit=a.rate_limit,
-            rate_window=a.rate_window,
-            retry_max=a.retry_max,
-            retry_backoff=a.retry_backoff,
-            on_delivery_failure=self._delivery_failed,
-            on_delivered=functools.partial(_page_delivered, cfg.state_path(self.env)),
-        )
-
-    def _delivery_failed(self, channel: str, event: AlertEvent, reason: str) -> None:
-        log_event(
-            log,
-            EventType.ALERT_FAILED,
-            f"alert delivery via {channel} failed: {reason}",
-            # A retried attempt is a warning; a delivery given up on is an error.
-            severity=Severity.ERROR if reason.startswith("given up") else Severity.WARNING,
-            node=event.node,
-            action="alert_failed",
-            channel=channel,
-        )
-
-    async def _heartbeat(self, cfg: Config, client: Any, engine: Engine) -> None:
-        hb_cfg = cfg.alerts.heartbeat
-        if hb_cfg is None:
-            return
-        hb = Heartbeat(hb_cfg.url, client, timeout=hb_cfg.timeout)
-        while True:
-            if self._loop_ok():
-                await hb.ping(ok=True)
-            await asyncio.sleep(hb_cfg.interval)
-
-    async def _reload(
-        self, cfg: Config, engine: Engine, dispatcher: Dispatcher, client: Any
-    ) -> tuple[Config, Dispatcher]:
+    async def reload(self) -> None:
+        """SIGHUP: adopt the config file as it is now; a bad one is logged and the old one
+        keeps running. Only what changed is rebuilt (plug drivers, alert channels)."""
+        cfg, engine = self._cfg, self._engine
+        assert cfg is not None and self._dispatcher is not None
         self.notifier.reloading()
         try:
             new = load(self.config_path, dry_run=self.dry_run)
@@ -299,25 +236,19 @@ class Daemon:
             # Kept in STATUS= until a reload succeeds, so `systemctl status` shows it.
             self.status_note = f"config reload rejected ({exc.path}); running the old config"
             self.notifier.ready(f"{engine.summary()}; {self.status_note}")
-            return cfg, dispatcher
+            return
         changed = config_diff(cfg, new)
         if new.state_path(self.env) != cfg.state_path(self.env):
             log.warning("watchdog.state_dir changed: takes effect only after a restart")
         if new.metrics != cfg.metrics:
             log.warning("metrics changed: the endpoint moves only at a restart")
-        plugs = changed_plugs(cfg, new)
-        old_plugs = {name: engine.plugs[name] for name in plugs if name in engine.plugs}
-        engine.reload(new, plugs)
-        for name, plug in old_plugs.items():
-            if engine.power_in_flight(name):
-                continue  # the procedure still drives it; it is dropped when it is done
-            with contextlib.suppress(Exception):
-                await plug.close()
+        await engine.reconfigure(new, changed_plugs(cfg, new))
         if any(p.startswith("alerts") for p in changed):
-            await dispatcher.stop(timeout=2.0)
-            dispatcher = self._dispatcher(new, client)
-            await dispatcher.start()
-            engine.alerts = dispatcher
+            await self._dispatcher.stop(timeout=2.0)
+            self._dispatcher = self._new_dispatcher(new)
+            await self._dispatcher.start()
+            engine.replace_alerts(self._dispatcher)
+        self._cfg = new
         log_event(
             log,
             EventType.CONFIG_RELOADED,
@@ -327,24 +258,41 @@ class Daemon:
         )
         self.status_note = ""
         self.notifier.ready(engine.summary())
-        return new, dispatcher
 
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _engine(self) -> Engine:
+        assert self.engine is not None, "startup() builds the engine"
+        return self.engine
 
-def _page_delivered(state_dir: Path, channel: str, event: AlertEvent) -> None:
-    history.page_delivered(state_dir, channel, event, time.time())
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
+    def _new_dispatcher(self, cfg: Config) -> Dispatcher:
+        return build_dispatcher(cfg, self._client, cfg.state_path(self.env))
 
-def state_reset_event(problem: str, now: float) -> AlertEvent:
-    """The page sent when the state file was unusable: budgets and latches were reset."""
-    return AlertEvent(
-        node="cluster-watchdog",
-        cluster="watchdog",
-        condition=Condition.STATE_RESET,
-        status=AlertStatus.TRIGGER,
-        severity=Severity.CRITICAL,
-        summary="cluster-watchdog started with an empty state: its state file was unusable",
-        seen=problem,
-        done="set the file aside and started with no latches, pauses or cycle budget used",
-        todo="inspect the file set aside; re-pause or re-latch nodes as needed",
-        at=now,
-    )
+    async def _resolve_state_reset(self, engine: Engine, reset: AlertEvent | None) -> None:
+        """A state reset is paged once and resolved as soon as every node was seen again on
+        the fresh state: from then on the daemon knows the fleet, and the page says what was
+        lost (latches, pauses, budgets)."""
+        if reset is None:
+            return
+        while not engine.saw_every_node():  # noqa: ASYNC110 -- polled: no event to await
+            await asyncio.sleep(1.0)
+        assert self._dispatcher is not None
+        self._dispatcher.submit(
+            replace(
+                reset,
+                status=AlertStatus.RESOLVE,
+                severity=Severity.INFO,
+                summary="cluster-watchdog runs on a fresh state and has seen every node again",
+                at=time.time(),
+            )
+        )
+
+    def _loop_ok(self) -> bool:
+        # A scheduler that stopped ticking must stop the WATCHDOG=1 pings too.
+        return self.engine is None or self.engine.ticking(_TICK_STALE)

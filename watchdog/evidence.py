@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from watchdog.model import (
     ActionKind,
+    Blocked,
     Condition,
     FailureKind,
     NodeClass,
@@ -90,6 +91,7 @@ class NodeState:
     cls: NodeClass = NodeClass.UNKNOWN
     since: float = 0.0
     reason: str = ""
+    blocked: Blocked | None = None  # what holds its power action back (``reason`` says it too)
     first_seen: float = 0.0
     seen_healthy: bool = False
     ssh: Evidence = Evidence()

@@ -114,6 +114,7 @@ def manual_cycle(fleet: FleetState, node: str, *, now: float, cfg: Config) -> De
         cls=NodeClass.CYCLING,
         since=now,
         reason="manual power cycle",
+        blocked=None,
     )
     fleet = replace(fleet.with_node(st), fleet_cycles=(*fleet.fleet_cycles, (node, now)))
     action = PowerAction(ActionKind.POWER_CYCLE, node, "requested by an operator", manual=True)

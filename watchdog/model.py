@@ -150,6 +150,27 @@ class NodeClass(StrEnum):
     GIVEN_UP = "given_up"  # budget spent: latched until an operator clears it
 
 
+class Blocker(StrEnum):
+    """What keeps a node's power action from being taken now: its verdict's "blocked by"."""
+
+    BLIND = "blind"  # the watchdog cannot see, or cannot trust what it sees (overloaded)
+    WITNESS = "witness"  # a reference target does not answer (below the blind threshold)
+    SWEEP = "sweep"  # two or more nodes fail on ssh: every plug is read first
+    PLUG = "plug"  # the node's plug is unusable: no power action is possible through it
+    BACKOFF = "backoff"  # the growing wait after the node's last power cycle
+    IN_FLIGHT = "in_flight"  # ``max_in_flight`` power actions already run
+    FLEET_CAP = "fleet_cap"  # the fleet-wide cap on power cycles per window is reached
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A power action held back: what holds it (``by``), and the words that say so
+    (``text``, appended to the node's reason and shown as what the watchdog did)."""
+
+    by: Blocker
+    text: str
+
+
 class Severity(StrEnum):
     """Alert and log severity; journald priority is derived from it."""
 

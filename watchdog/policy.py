@@ -37,6 +37,8 @@ from watchdog.evidence import ClusterState, Evidence, FleetState, NodeState, res
 from watchdog.model import (
     Action,
     ActionKind,
+    Blocked,
+    Blocker,
     FailureKind,
     NodeClass,
     PlugReading,
@@ -100,6 +102,14 @@ class _Verdict:
     confirm: bool = False
     prove: bool = False  # ask the cluster's endpoint for a tool call now
     held: bool = False  # not judged: class and pages stay as they are until fresh evidence
+    blocked: Blocked | None = None  # what holds its power action back (said in ``reason``)
+
+    def blocked_by(self, blocked: Blocked) -> _Verdict:
+        """This verdict with its power action held back, and the reason saying why."""
+        return replace(self, reason=f"{self.reason}; {blocked.text}", wants=None, blocked=blocked)
+
+
+_PLUG_UNUSABLE = Blocked(Blocker.PLUG, "cannot act: plug unusable")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -134,11 +144,13 @@ def evaluate(
     )
     gate_hold = None
     if judge_blind is not None:
-        gate_hold = f"cannot act: {judge_blind}"
+        gate_hold = Blocked(Blocker.BLIND, f"cannot act: {judge_blind}")
     elif facts.witness_misses:
-        gate_hold = "cannot act: a witness is not answering"
+        gate_hold = Blocked(Blocker.WITNESS, "cannot act: a witness is not answering")
     elif facts.sweep:
-        gate_hold = "waiting: reading every plug first (two or more nodes fail on ssh)"
+        gate_hold = Blocked(
+            Blocker.SWEEP, "waiting: reading every plug first (two or more nodes fail on ssh)"
+        )
     verdicts: dict[str, _Verdict] = {}
     names = fleet.nodes.keys() if only is None else only
     nodes = dict(fleet.nodes)
@@ -160,7 +172,9 @@ def evaluate(
             st = replace(st, cls=v.cls, since=now)
         if v.cls is NodeClass.HEALTHY and st.cycle_failed:
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
-        nodes[name] = st if st.reason == v.reason else replace(st, reason=v.reason)
+        if st.reason != v.reason or st.blocked != v.blocked:
+            st = replace(st, reason=v.reason, blocked=v.blocked)
+        nodes[name] = st
     fleet = replace(fleet, nodes=nodes)
     # While the watchdog may be going blind (a sweep is due, a witness misses) or cannot keep
     # up, no node is paged.
@@ -457,7 +471,8 @@ def _classify(
     if not _fresh(st, cfg) and not boot_failed:
         # No confirmation burst: the node's next regular probe makes it fresh (a burst for
         # every node after a restart or a blind spell would be a stampede on a large fleet).
-        return st, _Verdict(st.cls, st.reason or "waiting for a fresh probe", held=True)
+        reason = st.reason or "waiting for a fresh probe"
+        return st, _Verdict(st.cls, reason, held=True, blocked=st.blocked)
     armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
     if plug is not None and plug.reachable and plug.is_on is False:
         wants = ActionKind.POWER_ON if p.power_on_if_off else None
@@ -518,10 +533,11 @@ def _classify(
                 confirm=True,
             )
         if not plug.reachable:
-            return st, _Verdict(NodeClass.WEDGED, f"{why}; cannot act: plug unusable")
+            return st, _Verdict(NodeClass.WEDGED, why).blocked_by(_PLUG_UNUSABLE)
         return st, _Verdict(NodeClass.WEDGED, why, ActionKind.POWER_CYCLE)
     if not _cluster_verified(cs, cfg) and st.cls is not NodeClass.UNKNOWN:
-        return st, _Verdict(st.cls, st.reason, held=True)  # the endpoint not probed yet
+        # The endpoint not probed yet: judged once it has been.
+        return st, _Verdict(st.cls, st.reason, held=True, blocked=st.blocked)
     if endpoint is not None:
         probe, ev = endpoint
         held = ev.meets(p.failure_threshold, p.failure_duration, now)
@@ -587,7 +603,11 @@ def _endpoint_fault(cs: ClusterState, cfg: Config, now: float) -> tuple[str, Evi
 
 # --------------------------------------------------------------------------- gates
 def _gate(
-    fleet: FleetState, verdicts: dict[str, _Verdict], cfg: Config, now: float, hold: str | None
+    fleet: FleetState,
+    verdicts: dict[str, _Verdict],
+    cfg: Config,
+    now: float,
+    hold: Blocked | None,
 ) -> tuple[FleetState, dict[str, _Verdict], list[Action]]:
     """Apply budget, back-off, in-flight and fleet caps; oldest failure goes first."""
     p = cfg.policy
@@ -603,7 +623,7 @@ def _gate(
         restore = kind is ActionKind.POWER_ON and st.restore_on
         recent = [t for t in st.cycles if now - t < p.cycle_window]
         fleet_recent = [t for _, t in fleet.fleet_cycles if now - t < p.fleet_window]
-        blocked = None
+        blocked: Blocked | None = None
         if hold is not None and not restore:
             blocked = hold
         elif not restore and len(recent) >= p.max_cycles:
@@ -614,13 +634,15 @@ def _gate(
             verdicts[name] = _Verdict(NodeClass.GIVEN_UP, reason)
             continue
         elif not restore and recent and now < (due := recent[-1] + _backoff(p.backoff, recent)):
-            blocked = f"back-off: next power cycle allowed in {due - now:.0f}s"
+            text = f"back-off: next power cycle allowed in {due - now:.0f}s"
+            blocked = Blocked(Blocker.BACKOFF, text)
         elif len(fleet.in_flight) >= p.max_in_flight:
-            blocked = "waiting: another power action is in flight"
+            blocked = Blocked(Blocker.IN_FLIGHT, "waiting: another power action is in flight")
         elif not restore and len(fleet_recent) >= p.fleet_max_cycles:
-            blocked = f"fleet cap: {len(fleet_recent)} cycles within {p.fleet_window:.0f}s"
+            text = f"fleet cap: {len(fleet_recent)} cycles within {p.fleet_window:.0f}s"
+            blocked = Blocked(Blocker.FLEET_CAP, text)
         if blocked is not None:
-            verdicts[name] = replace(v, reason=f"{v.reason}; {blocked}", wants=None)
+            verdicts[name] = v.blocked_by(blocked)
             continue
         cycles = st.cycles if restore else (*st.cycles, now)
         st = replace(st, cycling_since=now, cycles=cycles, power_kind=kind, power_manual=False)

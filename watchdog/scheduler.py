@@ -19,6 +19,7 @@ half-done cycle is finished — the plug switched on — before a single probe r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -209,6 +210,37 @@ class Engine(Actions):
         self._scheduler.remove_all_jobs()
         self._schedule_jobs()
         self._save()
+
+    async def reconfigure(self, cfg: Config, plugs: Mapping[str, Plug]) -> None:
+        """:meth:`reload`, then close the plug drivers ``plugs`` replace — except one a power
+        action still drives: it is dropped, unclosed, when that action is done."""
+        old = {name: self.plugs[name] for name in plugs if name in self.plugs}
+        self.reload(cfg, plugs)
+        for name, plug in old.items():
+            if not self.power_in_flight(name):
+                with contextlib.suppress(Exception):
+                    await plug.close()
+
+    def replace_alerts(self, alerts: AlertSink) -> None:
+        """Submit every alert to ``alerts`` from now on (a reload built new channels)."""
+        self.alerts = alerts
+
+    def cut_short(self) -> None:
+        """A forced stop: cancel every power action now rather than wait for it. A cancelled
+        cycle still switches its plug back on before it ends (:mod:`watchdog.plugs.cycle`),
+        and its intent stays recorded, so the next start finishes it."""
+        for task in self._power_tasks.values():
+            task.cancel()
+
+    async def aclose(self) -> None:
+        """Close every plug driver (after :meth:`stop`)."""
+        for plug in self.plugs.values():
+            with contextlib.suppress(Exception):
+                await plug.close()
+
+    def ticking(self, within: float) -> bool:
+        """The scheduler's tick job ran within the last ``within`` seconds."""
+        return self.clock() - self.last_tick < within
 
     def saw_every_node(self) -> bool:
         """Every node has been probed (sshd, where probed, and its plug) since the start."""

@@ -20,7 +20,9 @@ Delivery: one queue and one worker task per channel, so a slow or failing channe
 delays another or the caller. A failed attempt is retried after ``retry_backoff * 2**n``
 (capped) up to ``retry_max`` times when a retry can help. Every failed attempt, give-up,
 rate-limited or abandoned event is logged on ``watchdog.alerts`` (channel name and dedup
-key, never a secret) and reported through ``on_delivery_failure``.
+key, never a secret) and reported through ``on_delivery_failure`` as a
+:class:`DeliveryReport`, whose :class:`Delivery` outcome says whether the event is still on
+its way (retrying, rate limited) or lost for that channel (given up).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from watchdog import metrics
 from watchdog.alerts.base import Channel, DeliveryError
@@ -42,7 +45,26 @@ log = logging.getLogger("watchdog.alerts")
 # One back-off step never exceeds this, so a long outage still retries every few minutes.
 _MAX_BACKOFF = 600.0
 
-FailureHook = Callable[[str, AlertEvent, str], None]
+
+class Delivery(StrEnum):
+    """How a delivery step that did not deliver ended, per channel and event."""
+
+    RETRYING = "retrying"  # an attempt failed; another follows after a back-off
+    RATE_LIMITED = "rate_limited"  # not sent: the channel's rate limit is reached
+    GIVEN_UP = "given_up"  # no more attempts: this channel will not get the event
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """One delivery step that did not deliver: ``reason`` says it in words, for a log line."""
+
+    channel: str
+    event: AlertEvent
+    outcome: Delivery
+    reason: str
+
+
+FailureHook = Callable[[DeliveryReport], None]
 DeliveredHook = Callable[[str, AlertEvent], None]
 
 
@@ -190,7 +212,7 @@ class Dispatcher:
                 )
                 _log(logging.WARNING, name, event, f"not sent: {reason}")
                 metrics.page_failed(name, event)
-                self._report(name, event, reason)
+                self._report(DeliveryReport(name, event, Delivery.RATE_LIMITED, reason))
                 continue
             lane.sends.append(now)
             lane.queue.put_nowait(event)
@@ -275,18 +297,19 @@ class Dispatcher:
                 event,
                 f"attempt {attempt} failed: {problem}; retrying in {delay:.2f}s",
             )
-            self._report(name, event, f"attempt {attempt} failed: {problem}")
+            failed = f"attempt {attempt} failed: {problem}"
+            self._report(DeliveryReport(name, event, Delivery.RETRYING, failed))
             await asyncio.sleep(delay)
 
     def _give_up(self, name: str, event: AlertEvent, reason: str) -> None:
         _log(logging.ERROR, name, event, f"given up: {reason}")
         metrics.page_failed(name, event)
-        self._report(name, event, f"given up: {reason}")
+        self._report(DeliveryReport(name, event, Delivery.GIVEN_UP, f"given up: {reason}"))
 
-    def _report(self, name: str, event: AlertEvent, reason: str) -> None:
+    def _report(self, report: DeliveryReport) -> None:
         if self._on_failure is None:
             return
         try:
-            self._on_failure(name, event, reason)
+            self._on_failure(report)
         except Exception as exc:  # a broken hook must not stop delivery to others
             log.error("on_delivery_failure hook raised %s", type(exc).__name__)
