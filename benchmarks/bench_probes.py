@@ -6,7 +6,8 @@ The simulated servers (``FakeVllm`` HEALTHY and HUGE, ``BannerServer``, ``KasaEm
 in a child process with its own event loop, on 127.0.0.1 only, so neither their CPU nor their
 allocations are counted against the probes, as with a real node. Each probe is then run
 ``--runs`` times, one at a time as the daemon's jobs do, with the daemon's own HTTP client
-(``make_client``: no keep-alive, so every HTTP probe pays a fresh TCP connect):
+(:class:`~watchdog.probes.wire.WireClient`: one request per connection, so every HTTP probe
+pays a fresh TCP connect):
 
 - wall latency per probe (median, p95, max) and the client's CPU time per probe;
 - the memory bound: ``probe_models`` / ``probe_tool_call`` against a 64 MiB chunked body
@@ -35,9 +36,10 @@ from watchdog.config import Endpoint
 from watchdog.config import Plug as PlugConfig
 from watchdog.model import FailureKind, PlugReading, ProbeResult
 from watchdog.plugs.kasa import KasaPlug
-from watchdog.probes.http import make_client, probe_health, probe_models
+from watchdog.probes.http import probe_health, probe_models
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
+from watchdog.probes.wire import WireClient
 from watchdog.sim.banner import BannerServer
 from watchdog.sim.kasa import KasaEmulator
 from watchdog.sim.vllm import HUGE_BYTES, FakeVllm, VllmMode
@@ -113,7 +115,7 @@ async def latency(urls: dict[str, object], key: str, runs: int) -> None:
         {"type": "kasa", "host": HOST, "port": urls["plug"], "timeout": 2}
     )
     print(f"{'probe':<26} {'runs':>5}  wall latency (one at a time)                   client CPU")
-    async with make_client() as client:
+    async with WireClient() as client:
         await measure(
             "probe_health",
             lambda: probe_health(client, ep, timeout=TIMEOUT, target="bench"),
@@ -171,7 +173,7 @@ async def huge_body(
     cases += [("probe_tool_call", 1_048_576, "huge")]
     rss0 = psutil.Process().memory_info().rss
     base_peak = 0.0
-    async with make_client() as client:
+    async with WireClient() as client:
         for name, limit, which in cases:
             ep = endpoint(str(urls[which]), key, limit)
             probe = probe_models if name == "probe_models" else probe_tool_call

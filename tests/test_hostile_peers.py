@@ -30,6 +30,7 @@ from watchdog.plugs.cycle import CycleStep, power_cycle
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.plugs.kasa_bounded import MAX_ANSWER
 from watchdog.probes import make_client, probe_models, probe_tool_call
+from watchdog.probes.wire import WireClient
 from watchdog.sim.hostile import HostileHttp, HostileKasa, HttpAnswer, stacked_gzip
 
 KEY = "sk-hostile-test-9d2e7c41b8a0"
@@ -63,6 +64,12 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture
+async def probes() -> AsyncIterator[WireClient]:
+    async with WireClient() as c:
+        yield c
+
+
 class Peak:
     """Peak Python allocation while the block ran (tracemalloc), in bytes."""
 
@@ -80,13 +87,13 @@ class Peak:
 # --------------------------------------------------------------------------- endpoint bodies
 @pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip", "deflate", "br"])
 async def test_an_encoding_the_probe_did_not_ask_for_is_a_bad_response_and_never_inflated(
-    serve: Any, client: httpx.AsyncClient, encoding: str
+    serve: Any, probes: WireClient, encoding: str
 ) -> None:
     bomb = stacked_gzip(64 * MIB, layers=encoding.count("gzip") or 1)
     server = await serve(HttpAnswer(body=bomb, encoding=encoding))
     with Peak() as peak:
         result = await probe_models(
-            client, endpoint(server.url), timeout=TIMEOUT, target="cluster c"
+            probes, endpoint(server.url), timeout=TIMEOUT, target="cluster c"
         )
     assert result.failure is FailureKind.BAD_RESPONSE, result
     assert "Content-Encoding" in result.detail and "identity" in result.detail
@@ -95,11 +102,11 @@ async def test_an_encoding_the_probe_did_not_ask_for_is_a_bad_response_and_never
     assert peak.seconds < TIMEOUT + 1
 
 
-async def test_an_endless_body_is_cut_at_the_cap(serve: Any, client: httpx.AsyncClient) -> None:
+async def test_an_endless_body_is_cut_at_the_cap(serve: Any, probes: WireClient) -> None:
     server = await serve(HttpAnswer(endless=True))
     with Peak() as peak:
         result = await probe_tool_call(
-            client, endpoint(server.url), timeout=TIMEOUT, target="cluster c"
+            probes, endpoint(server.url), timeout=TIMEOUT, target="cluster c"
         )
     assert result.failure is FailureKind.BAD_RESPONSE, result
     assert "larger than" in result.detail
@@ -107,11 +114,11 @@ async def test_an_endless_body_is_cut_at_the_cap(serve: Any, client: httpx.Async
 
 
 async def test_json_nested_beyond_the_parser_is_a_bad_response_not_a_probe_error(
-    serve: Any, client: httpx.AsyncClient
+    serve: Any, probes: WireClient
 ) -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
     server = await serve(HttpAnswer(body=deep))
-    result = await probe_models(client, endpoint(server.url), timeout=TIMEOUT, target="cluster c")
+    result = await probe_models(probes, endpoint(server.url), timeout=TIMEOUT, target="cluster c")
     assert result.failure is FailureKind.BAD_RESPONSE, result
     assert "nested too deeply" in result.detail
 

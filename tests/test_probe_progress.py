@@ -12,13 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from watchdog.config import Endpoint
 from watchdog.hints import hint_for
 from watchdog.model import FailureKind, ProbeKind
-from watchdog.probes import make_client
 from watchdog.probes._http import Fault
 from watchdog.probes.progress import (
     Progress,
@@ -28,6 +26,7 @@ from watchdog.probes.progress import (
     parse_sample,
     probe_progress,
 )
+from watchdog.probes.wire import WireClient
 from watchdog.sim.harness import Harness
 from watchdog.sim.vllm import PROFILES, FakeVllm, VllmMode
 
@@ -113,8 +112,8 @@ async def vllm(request: pytest.FixtureRequest) -> AsyncIterator[FakeVllm]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as c:
+async def client() -> AsyncIterator[WireClient]:
+    async with WireClient() as c:
         yield c
 
 
@@ -127,7 +126,7 @@ def endpoint(url: str, stall_after: float) -> Endpoint:
 
 
 async def test_the_probe_sees_a_stuck_engine_of_every_version_as_stalled(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     ep = endpoint(vllm.url, stall_after=10.0)
     tracker = ProgressTracker()
@@ -155,7 +154,7 @@ async def test_the_probe_sees_a_stuck_engine_of_every_version_as_stalled(
 
 
 async def test_the_probe_needs_no_key_and_reports_what_it_read(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async with FakeVllm(api_key="sk-secret") as fake:
         ep = endpoint(fake.url, stall_after=10.0)
@@ -167,7 +166,7 @@ async def test_the_probe_needs_no_key_and_reports_what_it_read(
     assert result.data == {"running": "0", "generated": "0"}
 
 
-async def test_a_metrics_body_over_the_limit_is_not_read(client: httpx.AsyncClient) -> None:
+async def test_a_metrics_body_over_the_limit_is_not_read(client: WireClient) -> None:
     async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         line = b'vllm:num_requests_running{engine="0"} 1\n' * 1000
@@ -193,7 +192,7 @@ async def test_a_metrics_body_over_the_limit_is_not_read(client: httpx.AsyncClie
 
 
 async def test_a_missing_metrics_page_says_how_to_switch_the_probe_off(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async def not_found(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -264,7 +263,6 @@ async def test_a_refused_metrics_endpoint_is_no_sample_not_a_failure_of_its_own(
     import socket
 
     from watchdog.config import parse_config
-    from watchdog.probes.http import make_client
     from watchdog.probes.progress import ProgressTracker, probe_progress
 
     sock = socket.socket()
@@ -276,7 +274,7 @@ async def test_a_refused_metrics_endpoint_is_no_sample_not_a_failure_of_its_own(
         "    nodes: [{name: n, host: 127.0.0.1, plug: {type: dry_run}}]\n",
         env={},
     )
-    async with make_client() as client:
+    async with WireClient() as client:
         result = await probe_progress(
             client, cfg.clusters[0].endpoint, ProgressTracker(), timeout=1.0, target="c", now=0.0
         )

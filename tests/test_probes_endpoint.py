@@ -16,7 +16,6 @@ import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from fixtures_sim import TLS
 from pydantic import SecretStr
@@ -25,14 +24,14 @@ from watchdog.config import Endpoint
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes import (
     check_topology,
-    make_client,
     probe_health,
     probe_models,
     probe_round_trip,
     probe_tool_call,
+    wire,
 )
-from watchdog.probes._http import translate
 from watchdog.probes.toolcall import classify_round_trip, classify_tool_call
+from watchdog.probes.wire import WireClient
 from watchdog.sim.vllm import HUGE_BYTES, PROFILES, FakeVllm, VllmMode
 
 KEY = "sk-watchdog-test-7f3a9c1e-DO-NOT-LEAK"
@@ -66,12 +65,12 @@ async def vllm(request: pytest.FixtureRequest) -> AsyncIterator[FakeVllm]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(verify=TLS) as c:
+async def client() -> AsyncIterator[WireClient]:
+    async with WireClient(TLS) as c:
         yield c
 
 
-async def run(probe: str, client: httpx.AsyncClient, ep: Endpoint, timeout: float) -> ProbeResult:
+async def run(probe: str, client: WireClient, ep: Endpoint, timeout: float) -> ProbeResult:
     return await PROBES[probe](client, ep, timeout=timeout, target="cluster main")
 
 
@@ -115,7 +114,7 @@ CASES = [
 @pytest.mark.parametrize(("mode", "probe", "expected"), CASES)
 async def test_each_probe_reports_the_failure_kind_of_each_fault_mode_with_a_hint(
     vllm: FakeVllm,
-    client: httpx.AsyncClient,
+    client: WireClient,
     mode: VllmMode,
     probe: str,
     expected: FailureKind | None,
@@ -141,7 +140,7 @@ def test_the_table_covers_every_mode_of_the_fake() -> None:
 
 
 async def test_a_missing_model_hint_names_what_the_server_lists(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     await vllm.set_mode(VllmMode.MODEL_MISSING)
     result = await probe_models(client, endpoint(vllm.url), timeout=OK_TIMEOUT, target="c")
@@ -151,7 +150,7 @@ async def test_a_missing_model_hint_names_what_the_server_lists(
 
 
 async def test_a_healthy_tool_call_hands_its_id_and_fingerprint_on(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     result = await probe_tool_call(client, endpoint(vllm.url), timeout=OK_TIMEOUT, target="c")
     assert result.ok, result
@@ -175,7 +174,7 @@ async def test_a_healthy_tool_call_hands_its_id_and_fingerprint_on(
     ],
 )
 async def test_the_round_trip_judges_the_tool_result_turn_with_a_given_id(
-    vllm: FakeVllm, client: httpx.AsyncClient, mode: VllmMode, expected: FailureKind | None
+    vllm: FakeVllm, client: WireClient, mode: VllmMode, expected: FailureKind | None
 ) -> None:
     await vllm.set_mode(mode)
     result = await probe_round_trip(
@@ -193,7 +192,7 @@ async def test_the_round_trip_judges_the_tool_result_turn_with_a_given_id(
 
 
 async def test_reasoning_in_reasoning_content_passes_like_reasoning(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async with FakeVllm(api_key=KEY, reasoning_field="reasoning_content") as fake:
         ep = endpoint(fake.url)
@@ -204,7 +203,7 @@ async def test_reasoning_in_reasoning_content_passes_like_reasoning(
 
 
 async def test_it_is_refused_while_loading_and_serves_again_on_the_same_port(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     ep = endpoint(vllm.url)
     port = vllm.port
@@ -226,7 +225,7 @@ async def test_it_is_refused_while_loading_and_serves_again_on_the_same_port(
     + [(VllmMode.SLOW, p) for p in ("health", "round_trip")],
 )
 async def test_a_hung_endpoint_is_reported_as_timeout_within_the_deadline(
-    vllm: FakeVllm, client: httpx.AsyncClient, mode: VllmMode, probe: str
+    vllm: FakeVllm, client: WireClient, mode: VllmMode, probe: str
 ) -> None:
     await vllm.set_mode(mode)
     started = time.monotonic()
@@ -239,7 +238,7 @@ async def test_a_hung_endpoint_is_reported_as_timeout_within_the_deadline(
 
 
 async def test_a_stuck_engine_still_answers_health_and_models(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     await vllm.set_mode(VllmMode.ENGINE_STUCK)
     ep = endpoint(vllm.url)
@@ -251,7 +250,7 @@ async def test_a_stuck_engine_still_answers_health_and_models(
 
 
 async def test_a_slow_endpoint_passes_when_the_deadline_allows_it(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async with FakeVllm(api_key=KEY, slow_delay=0.2) as fake:
         await fake.set_mode(VllmMode.SLOW)
@@ -290,12 +289,12 @@ def http_response(status: str, body: bytes, extra: str = "") -> bytes:
 
 
 async def test_a_server_dripping_its_body_is_cut_at_the_deadline(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10000\r\n\r\n")
-        for _ in range(200):  # each byte well inside httpx's per-read timeout
+        for _ in range(200):  # each byte well inside any per-read timeout
             writer.write(b" ")
             await writer.drain()
             await asyncio.sleep(0.02)
@@ -309,7 +308,7 @@ async def test_a_server_dripping_its_body_is_cut_at_the_deadline(
 
 
 async def test_a_connect_that_never_completes_is_a_connect_timeout(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     # A listener that never accepts, with its backlog full: Linux drops further SYNs, so the
     # handshake hangs exactly like a wedged host's.
@@ -337,7 +336,7 @@ async def test_a_connect_that_never_completes_is_a_connect_timeout(
 
 # ----------------------------------------------------------------- bounded size
 async def test_a_huge_body_is_rejected_without_reading_it_all(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     await vllm.set_mode(VllmMode.HUGE)
     limit = 1_048_576
@@ -355,7 +354,7 @@ async def test_a_huge_body_is_rejected_without_reading_it_all(
 
 
 async def test_a_declared_oversized_body_is_rejected_before_reading(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -372,9 +371,7 @@ async def test_a_declared_oversized_body_is_rejected_before_reading(
 
 
 # ----------------------------------------------------------------- secrets
-async def test_the_api_key_never_appears_in_any_result(
-    vllm: FakeVllm, client: httpx.AsyncClient
-) -> None:
+async def test_the_api_key_never_appears_in_any_result(vllm: FakeVllm, client: WireClient) -> None:
     ep = endpoint(vllm.url)
     results: list[ProbeResult] = []
     for mode in set(VllmMode) - {VllmMode.HANG, VllmMode.SLOW, VllmMode.ENGINE_STUCK}:
@@ -387,7 +384,7 @@ async def test_the_api_key_never_appears_in_any_result(
         assert_no_key(result)
 
 
-async def test_a_key_echoed_back_by_a_proxy_is_scrubbed(client: httpx.AsyncClient) -> None:
+async def test_a_key_echoed_back_by_a_proxy_is_scrubbed(client: WireClient) -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         _, headers, _ = await read_request(reader)
         body = json.dumps({"error": f"bad gateway, you sent {headers['authorization']}"})
@@ -412,7 +409,7 @@ def assert_no_key(result: ProbeResult) -> None:
 
 # ----------------------------------------------------------------- what is sent
 async def test_it_sends_the_article_request_with_the_configured_sampling(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     seen: list[tuple[str, dict[str, str], Any]] = []
     answer = {
@@ -457,7 +454,7 @@ async def test_it_sends_the_article_request_with_the_configured_sampling(
 
 
 async def test_health_sends_no_key_and_does_not_follow_redirects(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     seen: list[dict[str, str]] = []
 
@@ -521,7 +518,7 @@ def test_topology_reads_the_fingerprint_of_the_tool_call(
 
 
 async def test_topology_is_judged_only_where_the_version_sends_a_tp_tag(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     ep = endpoint(vllm.url)
     healthy = await probe_tool_call(client, ep, timeout=OK_TIMEOUT, target="c")
@@ -536,7 +533,7 @@ async def test_topology_is_judged_only_where_the_version_sends_a_tp_tag(
         assert verdict.ok and verdict.detail.startswith("unknown")
 
 
-async def test_a_fingerprint_without_a_tp_tag_is_unknown(client: httpx.AsyncClient) -> None:
+async def test_a_fingerprint_without_a_tp_tag_is_unknown(client: WireClient) -> None:
     async with FakeVllm(api_key=KEY, topology_tag="") as fake:  # TP=1 or --fingerprint-mode hash
         call = await probe_tool_call(client, endpoint(fake.url), timeout=OK_TIMEOUT, target="c")
     verdict = check_topology(call, endpoint(fake.url), target="c")
@@ -545,7 +542,7 @@ async def test_a_fingerprint_without_a_tp_tag_is_unknown(client: httpx.AsyncClie
 
 
 async def test_health_shows_the_version_the_server_reports(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     result = await probe_health(client, endpoint(vllm.url), timeout=OK_TIMEOUT, target="c")
     assert result.ok, result
@@ -555,7 +552,7 @@ async def test_health_shows_the_version_the_server_reports(
 
 
 async def test_a_dead_engine_is_followed_by_the_process_exiting(
-    client: httpx.AsyncClient,
+    client: WireClient,
 ) -> None:
     async with FakeVllm(api_key=KEY, vllm_version="0.10", dead_exit_after=0.3) as fake:
         ep = endpoint(fake.url)
@@ -711,51 +708,34 @@ def test_round_trip_answers_must_be_text_with_stop(
 
 
 # ----------------------------------------------------------------- transport errors (edge)
-def chained(outer: httpx.HTTPError, cause: BaseException) -> httpx.HTTPError:
-    try:
-        raise outer from cause
-    except httpx.HTTPError as exc:
-        return exc
-
-
 @pytest.mark.parametrize(
-    ("error", "expected"),
+    ("error", "expected", "says"),
     [
-        (chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused")), F.REFUSED),
-        (
-            chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
-            F.UNREACHABLE,
-        ),
-        (chained(httpx.ConnectError("x"), OSError(113, "No route to host")), F.UNREACHABLE),
-        (httpx.ConnectTimeout("x"), F.CONNECT_TIMEOUT),
-        (httpx.ReadTimeout("x"), F.TIMEOUT),
-        (httpx.RemoteProtocolError("x"), F.BAD_RESPONSE),
-        (httpx.ReadError("reset"), F.BAD_RESPONSE),
-        (httpx.PoolTimeout("x"), F.PROBE_ERROR),
+        (ConnectionRefusedError(111, "refused"), F.REFUSED, "connection refused"),
+        (socket.gaierror(-2, "Name or service not known"), F.UNREACHABLE, "name resolution"),
+        (OSError(113, "No route to host"), F.UNREACHABLE, "No route to host"),
+        (OSError(101, "Network is unreachable"), F.UNREACHABLE, "Network is unreachable"),
+        (OSError(99, "Cannot assign requested address"), F.UNREACHABLE, "cannot connect"),
     ],
-    ids=[
-        "refused",
-        "dns",
-        "no-route",
-        "connect-timeout",
-        "read-timeout",
-        "protocol",
-        "reset",
-        "pool",
-    ],
+    ids=["refused", "dns", "no-route", "net-unreachable", "other-os-error"],
 )
-def test_transport_errors_are_translated_at_the_edge(
-    error: httpx.HTTPError, expected: FailureKind
+async def test_connect_errors_are_translated_at_the_edge(
+    error: OSError, expected: FailureKind, says: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # DNS failures and unroutable hosts cannot be produced on loopback: built from real types.
-    fault = translate(error, "GET /health")
-    assert fault.kind is expected
-    assert "GET /health" in fault.detail
-    assert fault.hint
+    # DNS failures and unroutable hosts cannot be produced on loopback: raised by the connect.
+    async def fail(*_a: object, **_k: object) -> None:
+        raise error
+
+    monkeypatch.setattr(wire.asyncio, "open_connection", fail)
+    ep = endpoint("http://127.0.0.1:9")
+    result = await probe_health(WireClient(TLS), ep, timeout=OK_TIMEOUT, target="c")
+    assert result.failure is expected
+    assert says in result.detail and "GET /health" in result.detail
+    assert result.hint
 
 
 async def test_a_key_that_cannot_be_sent_is_a_probe_error_that_does_not_quote_it(
-    vllm: FakeVllm, client: httpx.AsyncClient
+    vllm: FakeVllm, client: WireClient
 ) -> None:
     broken = f"{KEY}\n"  # a key file with a stray line break that config did not strip
     ep = endpoint(vllm.url, key=broken)

@@ -41,11 +41,13 @@ from watchdog.model import (
     ProbeResult,
 )
 from watchdog.policy import evaluate
-from watchdog.probes import check_topology, make_client, probe_health, probe_models
+from watchdog.probes import check_topology, probe_health, probe_models
 from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
+from watchdog.probes.wire import WireClient
 from watchdog.sim.harness import Harness
 from watchdog.sim.vllm import FakeVllm, VllmMode
+from watchdog.suite import ProbeSuite
 from watchdog.versions import VersionWatch
 
 KEY = "sk-shape-test"
@@ -219,12 +221,12 @@ SPECIFIC_HINTS = {F.MODEL_MISSING}  # the probe names the served ids in its own 
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as c:
+async def client() -> AsyncIterator[WireClient]:
+    async with WireClient() as c:
         yield c
 
 
-async def observe(shape: Shape, client: httpx.AsyncClient) -> ProbeResult:
+async def observe(shape: Shape, client: WireClient) -> ProbeResult:
     async with FakeVllm(
         api_key=KEY, vllm_version=shape.version, topology_tag=shape.tag, dead_exit_after=None
     ) as fake:
@@ -258,7 +260,7 @@ SEEN: list[tuple[Shape, ProbeResult]] = []
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.what for s in SHAPES])
 async def test_each_reference_shape_gets_its_kind_and_hint(
-    shape: Shape, client: httpx.AsyncClient
+    shape: Shape, client: WireClient
 ) -> None:
     result = await observe(shape, client)
     SEEN.append((shape, result))
@@ -299,6 +301,45 @@ def test_the_version_is_noted_once_and_again_when_it_changes() -> None:
     assert watch.note("a", health("0.33.0")) == (
         "cluster a: vLLM version changed from 0.20.0 to 0.33.0"
     )
+
+
+async def test_the_version_is_asked_at_the_first_health_probe_every_sixth_and_after_a_failure() -> (
+    None
+):
+    async with FakeVllm(api_key=KEY, vllm_version="0.33", dead_exit_after=None) as fake:
+        cfg = parse_config(
+            yaml.safe_dump(
+                {
+                    "clusters": [
+                        {
+                            "name": "c",
+                            "endpoint": {"base_url": fake.url, "model": "nvidia/nemotron-3-super"},
+                            "nodes": [
+                                {"name": "n", "host": "127.0.0.1", "plug": {"type": "dry_run"}}
+                            ],
+                        }
+                    ]
+                }
+            ),
+            env={},
+        )
+        suite = ProbeSuite(cfg)
+        try:
+
+            async def health() -> ProbeResult:
+                (result,) = await suite.endpoint(cfg.clusters[0], ProbeKind.HEALTH)
+                return result
+
+            seen = [(await health()).data.get("version") for _ in range(7)]
+            assert seen == ["0.33.0", None, None, None, None, None, "0.33.0"]
+            await fake.set_mode(VllmMode.ENGINE_DEAD)
+            assert not (await health()).ok
+            await fake.set_mode(VllmMode.HEALTHY)
+            assert (await health()).data.get("version") == "0.33.0"  # at once after a failure
+            asked = [p for _, p, _ in fake.requests if p == "/version"]
+            assert len(asked) == 3
+        finally:
+            await suite.aclose()
 
 
 @pytest.mark.e2e

@@ -22,27 +22,32 @@ from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.tcp import probe_tcp
 from watchdog.probes.toolcall import check_topology, probe_round_trip, probe_tool_call
+from watchdog.probes.wire import WireClient
+
+# A healthy endpoint is asked its version at every this many health probes (the first one,
+# and the first answer after any failure, too: an image bump restarts vLLM).
+VERSION_EVERY = 6
 
 
 class ProbeSuite:
-    """Probes the targets of one config; owns the shared HTTP client.
+    """Probes the targets of one config; owns the HTTP clients.
 
-    Each endpoint probe runs on an HTTP client of its own (a shared TLS context keeps that
-    cheap): no probe waits for a pool slot another one holds, so its deadline covers only its
-    own exchange, and nothing a cancelled probe leaves in a pool outlives it.
+    The endpoint probes send each request on a connection of its own
+    (:class:`~watchdog.probes.wire.WireClient`: no pool, so no probe waits for a slot another
+    holds, its deadline covers only its own exchange, and nothing a cancelled probe leaves
+    behind outlives it). ``client`` is the general HTTP client the alert channels share.
     """
 
     def __init__(self, cfg: Config, client: httpx.AsyncClient | None = None) -> None:
         self.cfg = cfg
         self._tls: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
         self.client = client or make_client(verify=self._tls)
+        self.wire = WireClient(self._tls)
         self.progress = ProgressTracker()  # the previous /metrics sample per cluster
+        self._since_version: dict[str, int] = {}  # health probes since the version was read
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-    def _probe_client(self) -> httpx.AsyncClient:
-        return make_client(verify=self._tls)
 
     async def ssh(self, node: Node) -> ProbeResult:
         return await probe_ssh(
@@ -62,16 +67,27 @@ class ProbeSuite:
 
     async def endpoint(self, cluster: Cluster, kind: ProbeKind) -> list[ProbeResult]:
         """One endpoint job: health, models, progress, or the tool-call chain (4b–4d + topology)."""
-        async with self._probe_client() as client:
-            return await self._endpoint(client, cluster, kind)
+        return await self._endpoint(self.wire, cluster, kind)
 
     async def _endpoint(
-        self, client: httpx.AsyncClient, cluster: Cluster, kind: ProbeKind
+        self, client: WireClient, cluster: Cluster, kind: ProbeKind
     ) -> list[ProbeResult]:
         ep = cluster.endpoint
         target = f"cluster {cluster.name}"
         if kind is ProbeKind.HEALTH:
-            return [await probe_health(client, ep, timeout=ep.health.timeout, target=target)]
+            since = self._since_version.get(cluster.name)
+            due = since is None or since + 1 >= VERSION_EVERY
+            health = await probe_health(
+                client, ep, timeout=ep.health.timeout, target=target, with_version=due
+            )
+            if not health.ok:
+                self._since_version.pop(cluster.name, None)  # a restart may bring another one
+            elif due:
+                known = health.data.get("version", "unknown") != "unknown"
+                self._since_version[cluster.name] = 0 if known else VERSION_EVERY
+            else:
+                self._since_version[cluster.name] = (since or 0) + 1
+            return [health]
         if kind is ProbeKind.MODELS:
             return [await probe_models(client, ep, timeout=ep.models.timeout, target=target)]
         if kind is ProbeKind.PROGRESS:

@@ -2,23 +2,19 @@
 
 Owns the vocabulary shared by the endpoint probes (adapter layer): :class:`Fault`, a classified
 failure a probe raises; :class:`Reply`, a complete, size-bounded response with the error
-message in any shape vLLM and proxies use; :func:`translate`, which maps an httpx error (and the
-OS error under it) to a :class:`FailureKind` at the adapter's edge; :func:`status_fault`, the
-generic classification of a non-success status; and :func:`one_line` for readable details.
-Pure: the exchange itself is :mod:`watchdog.probes._http`.
+message in any shape vLLM and proxies use; :func:`status_fault`, the generic classification
+of a non-success status; and :func:`one_line` for readable details. Pure: the exchange itself
+is :mod:`watchdog.probes.wire` (which translates OS and framing errors at the edge) and
+:mod:`watchdog.probes._http`.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from watchdog.bounded import printable
 from watchdog.hints import hint_for
@@ -26,7 +22,7 @@ from watchdog.model import FailureKind
 
 DETAIL_CHARS = 200  # a quoted body or message: one readable line in a log or an alert
 SUMMARY_CHARS = 400  # a whole detail, hint or data value (a prefix plus a quoted snippet)
-_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
 
 
 class Fault(Exception):
@@ -101,53 +97,6 @@ def _dumps(value: object) -> str:
 def one_line(text: str, limit: int = DETAIL_CHARS) -> str:
     """Remote text made printable (no control characters, no lone surrogates) and capped."""
     return printable(text, limit)
-
-
-def _root_causes(exc: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in found:
-        found.append(current)
-        current = current.__cause__ or current.__context__
-    return found
-
-
-def translate(exc: httpx.HTTPError, what: str) -> Fault:
-    """Map an httpx error (and the OS error under it) to a failure kind."""
-    chain = _root_causes(exc)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return Fault(FailureKind.CONNECT_TIMEOUT, f"TCP connect timed out ({what})")
-    if isinstance(exc, httpx.PoolTimeout):
-        return Fault(FailureKind.PROBE_ERROR, f"no free connection in the watchdog's pool ({what})")
-    if isinstance(exc, httpx.TimeoutException):
-        return Fault(FailureKind.TIMEOUT, f"timed out ({what})")
-    if isinstance(exc, httpx.ConnectError):
-        for cause in chain:
-            if isinstance(cause, ConnectionRefusedError):
-                return Fault(FailureKind.REFUSED, f"connection refused ({what})")
-            if isinstance(cause, socket.gaierror):
-                return Fault(FailureKind.UNREACHABLE, f"name resolution failed ({what}): {cause}")
-            if isinstance(cause, ssl.SSLError):
-                return Fault(
-                    FailureKind.BAD_RESPONSE,
-                    f"TLS handshake failed ({what}): {one_line(str(cause))}",
-                    "TLS failed: check the certificate, or use http:// for vLLM's plain port",
-                )
-            if isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS:
-                return Fault(FailureKind.UNREACHABLE, f"{cause.strerror} ({what})")
-        return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(str(exc))}")
-    if isinstance(exc, httpx.LocalProtocolError):
-        # Our own request is malformed; the message would quote the offending header.
-        return Fault(
-            FailureKind.PROBE_ERROR,
-            f"the request could not be sent ({what}): invalid header",
-            "check api_key for stray whitespace or line breaks",
-        )
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
-        return Fault(FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}")
-    if isinstance(exc, httpx.NetworkError):
-        return Fault(FailureKind.BAD_RESPONSE, f"connection dropped mid-answer ({what}): {exc}")
-    return Fault(FailureKind.PROBE_ERROR, f"{type(exc).__name__} ({what}): {one_line(str(exc))}")
 
 
 # What vLLM's 5xx bodies say (reference: vLLM 0.10 to 0.33): engine death, a full queue,

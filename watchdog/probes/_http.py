@@ -3,12 +3,11 @@
 Owns the three guarantees every endpoint probe gives:
 
 * one deadline for the whole exchange — connect, headers and body — enforced with
-  ``asyncio.timeout`` because httpx's timeouts are per operation, so a server that drips a
-  byte every few seconds would otherwise never time out;
-* a bounded body: read raw by streaming and cut at ``max_response_bytes``; an encoding the
-  server imposes although we asked for ``identity`` is refused, never inflated
-  (:func:`watchdog.bounded.read_body`);
-* no exception escapes for a target's fault: httpx and OS errors are translated at the
+  ``asyncio.timeout`` around the probe, so a server that drips a byte every few seconds still
+  times out; what the probe waited for when it hit (connect, the answer, its body) is tracked;
+* a bounded body: read raw and cut at ``max_response_bytes``; an encoding the server imposes
+  although we asked for ``identity`` is refused, never inflated (:mod:`watchdog.probes.wire`);
+* no exception escapes for a target's fault: OS, TLS and framing errors are translated at the
   edge into a :class:`FailureKind` with a one-line detail and hint — and the API key is
   scrubbed from every text a result carries.
 
@@ -29,10 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
-
-from watchdog.bounded import IDENTITY, BodyRefused
-from watchdog.bounded import read_body as read_capped
+from watchdog.bounded import BodyRefused
 from watchdog.config import Endpoint
 from watchdog.hints import hint_for
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
@@ -43,8 +39,8 @@ from watchdog.probes._faults import (
     Reply,
     one_line,
     status_fault,
-    translate,
 )
+from watchdog.probes.wire import WireClient
 
 __all__ = [
     "DETAIL_CHARS",
@@ -58,14 +54,13 @@ __all__ = [
     "scrub",
     "scrub_bytes",
     "status_fault",
-    "translate",
 ]
 
 
 class Exchange:
     """The HTTP side of one probe run: requests against one endpoint, phase tracked for timeouts."""
 
-    def __init__(self, client: httpx.AsyncClient, ep: Endpoint, budget: float) -> None:
+    def __init__(self, client: WireClient, ep: Endpoint, budget: float) -> None:
         self._client = client
         self._ep = ep
         self._budget = budget
@@ -73,11 +68,11 @@ class Exchange:
         self.step = ""  # a probe's own label for the current request ("tool-result turn")
         self.connected = False
 
-    async def _trace(self, event: str, _info: Mapping[str, Any]) -> None:
-        # httpcore reports connection steps; a pooled connection skips connect_tcp, so any
-        # HTTP-level event also proves the TCP handshake is behind us.
-        if event == "connection.connect_tcp.complete" or event.startswith(("http11.", "http2.")):
-            self.connected = True
+    def _connected(self) -> None:
+        self.connected = True
+
+    def _answering(self, method: str, path: str) -> None:
+        self.phase = f"reading the body of {method} {path}"
 
     async def request(
         self,
@@ -86,39 +81,28 @@ class Exchange:
         *,
         auth: bool,
         json_body: Any = None,
-        read_body: bool = True,
     ) -> Reply:
         """Send one request and read at most ``max_response_bytes`` of its body."""
-        # Asked for here, not only by the shared client: the byte cap must bound decoded bytes.
-        headers = {"Accept": "application/json", "Accept-Encoding": IDENTITY}
+        headers = {"Accept": "application/json"}
         key = self._ep.api_key.get_secret_value() if self._ep.api_key else ""
         if auth and key:
             headers["Authorization"] = f"Bearer {key}"
-        limit = self._ep.max_response_bytes
         self.connected = False
         self.phase = f"connecting for {method} {path}"
         try:
-            async with self._client.stream(
+            status, body = await self._client.request(
                 method,
                 self._ep.base_url + path,
                 headers=headers,
-                json=json_body,
-                # The asyncio deadline rules; httpx's own limits only back it up.
-                timeout=httpx.Timeout(self._budget),
-                extensions={"trace": self._trace},
-            ) as resp:
-                self.phase = f"reading the body of {method} {path}"
-                if not read_body:
-                    return Reply(resp.status_code, b"")
-                try:
-                    body = await read_capped(resp, limit)
-                except BodyRefused as refused:
-                    # Leaving the block closes the connection: the rest is never read.
-                    raise Fault(FailureKind.BAD_RESPONSE, str(refused)) from None
-                # Scrub before anything is cut to one line, so no partial key survives.
-                return Reply(resp.status_code, scrub_bytes(body, key))
-        except httpx.HTTPError as exc:
-            raise translate(exc, f"{method} {path}") from exc
+                json_body=json_body,
+                limit=self._ep.max_response_bytes,
+                on_connected=self._connected,
+                on_headers=lambda: self._answering(method, path),
+            )
+        except BodyRefused as refused:
+            raise Fault(FailureKind.BAD_RESPONSE, str(refused)) from None
+        # Scrub before anything is cut to one line, so no partial key survives.
+        return Reply(status, scrub_bytes(body, key))
 
     def deadline_fault(self) -> Fault:
         if not self.connected and self.phase.startswith("connecting"):
@@ -143,7 +127,7 @@ Body = Callable[[Exchange], Awaitable[tuple[str, Mapping[str, str]]]]
 
 async def run_probe(
     probe: ProbeKind,
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     *,
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline

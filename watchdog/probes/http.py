@@ -17,6 +17,7 @@ import httpx
 from watchdog.config import Endpoint
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
+from watchdog.probes.wire import WireClient
 
 _VERSION_CHARS = 64  # "0.10.1.1+cu128" and the like; more is not a version
 _SHOWN_MODELS = 5  # enough to spot the right id, short enough for one line
@@ -44,23 +45,27 @@ def make_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
 
 
 async def probe_health(
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     *,
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
     target: str,
+    with_version: bool = True,
 ) -> ProbeResult:
     """``GET {base}/health`` answers 200; then ``GET /version`` says which vLLM runs.
 
     vLLM sends no body with a healthy 200, but a dead engine's 500/503 is read (it is empty
     in vLLM, a proxy may explain itself). Neither request needs the key. A missing or odd
-    ``/version`` never fails the probe: the version is then ``unknown``.
+    ``/version`` never fails the probe: the version is then ``unknown``. With
+    ``with_version`` false only ``/health`` is asked (the caller read the version recently).
     """
 
     async def body(ex: Exchange) -> tuple[str, Mapping[str, str]]:
         reply = await ex.request("GET", "/health", auth=False)
         if reply.status != 200:
             raise status_fault(reply, "/health")
+        if not with_version:
+            return "HTTP 200", {}
         ex.step = "version"
         version = await _version(ex)
         return f"HTTP 200, vLLM {version}", {"version": version}
@@ -69,7 +74,7 @@ async def probe_health(
 
 
 async def probe_models(
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     *,
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline

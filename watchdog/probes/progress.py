@@ -24,11 +24,10 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-import httpx
-
 from watchdog.config import Endpoint
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
+from watchdog.probes.wire import WireClient
 
 RUNNING = "vllm:num_requests_running"
 GENERATED = "vllm:generation_tokens"  # a counter: its sample is GENERATED + "_total"
@@ -145,7 +144,7 @@ class ProgressTracker:
 
 
 async def probe_progress(
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     tracker: ProgressTracker,
     *,

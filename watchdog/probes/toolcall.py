@@ -14,8 +14,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from watchdog.config import Endpoint
 from watchdog.hints import hint_for
 from watchdog.model import FailureKind, ProbeKind, ProbeResult
@@ -27,6 +25,7 @@ from watchdog.probes._chat import (
     classify_tool_call,
 )
 from watchdog.probes._http import Exchange, Fault, run_probe
+from watchdog.probes.wire import WireClient
 
 __all__ = [
     "CHAT",
@@ -114,7 +113,7 @@ async def _tool_call(ex: Exchange, ep: Endpoint) -> tuple[str, dict[str, str]]:
 
 
 async def probe_tool_call(
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     *,
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline
@@ -131,7 +130,7 @@ async def probe_tool_call(
 
 
 async def probe_round_trip(
-    client: httpx.AsyncClient,
+    client: WireClient,
     ep: Endpoint,
     *,
     timeout: float,  # noqa: ASYNC109 -- the caller owns every probe's deadline

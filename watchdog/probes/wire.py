@@ -1,0 +1,320 @@
+"""One HTTP/1.1 exchange per connection, for the endpoint probes (adapter layer).
+
+The probes send one request per fresh TCP connection (a pooled connection would hide a
+refused connect during a model load) and read a bounded answer; that is all they need of
+HTTP, so they do it on asyncio streams rather than through a general client. Owns:
+
+* the exchange: connect (TCP, then TLS for ``https``), send the request with
+  ``Connection: close`` and ``Accept-Encoding: identity``, read the status line and the
+  headers (at most :data:`HEAD_BYTES`), then the body framed by ``Transfer-Encoding:
+  chunked``, ``Content-Length`` or the end of the connection;
+* the bounds: a ``Content-Encoding`` the server imposes anyway, a declared length over the
+  cap, or more body bytes than the cap are :class:`~watchdog.bounded.BodyRefused` — nothing is
+  ever decompressed, so the cap bounds memory and CPU;
+* the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
+  (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
+  quote a request header (the API key).
+
+The caller's deadline (``asyncio.timeout``) covers the whole exchange; ``on_connected`` tells
+it when the TCP handshake is behind, so a deadline can say "connect timed out" or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from watchdog.bounded import IDENTITY, BodyRefused
+from watchdog.model import FailureKind
+from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
+
+HEAD_BYTES = 64 * 1024  # status line and headers together; a line longer than this is refused
+_MAX_HEADERS = 256
+_MAX_INTERIM = 8  # 1xx answers skipped before the real one
+_CHUNK_LINE = 1024
+_HEX = b"0123456789abcdefABCDEF"
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
+_TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
+
+
+def _nothing() -> None:
+    pass
+
+
+class Protocol(Exception):
+    """The peer's answer is not valid HTTP/1.x."""
+
+
+class WireClient:
+    """Sends each request on a connection of its own; holds only the TLS context."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+
+    def _context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    async def __aenter__(self) -> WireClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to close: no connection outlives its exchange."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json_body: Any = None,
+        limit: int,
+        on_connected: Callable[[], None] = _nothing,
+        on_headers: Callable[[], None] = _nothing,
+    ) -> tuple[int, bytes]:
+        """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
+        :class:`BodyRefused`. ``url`` is absolute; ``what`` in messages is method and path."""
+        parts = urlsplit(url)
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        if parts.query:
+            path += "?" + quote(parts.query, safe=_PATH_SAFE)
+        what = f"{method} {parts.path or '/'}"
+        host = parts.hostname or ""
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        content = b""
+        if json_body is not None:
+            content = json.dumps(
+                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+        head = _request_head(method, path, host, parts.port, headers, content, what)
+        context = self._context() if tls else None
+        reader, writer = await _connect(host, port, context, what, on_connected)
+        try:
+            writer.write(head + content)
+            await writer.drain()
+            return await _response(reader, method, limit, on_headers)
+        except Protocol as exc:
+            raise Fault(
+                FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}"
+            ) from None
+        except asyncio.IncompleteReadError:
+            raise Fault(
+                FailureKind.BAD_RESPONSE,
+                f"not a valid HTTP answer ({what}): the server closed the connection mid-answer",
+            ) from None
+        except (ssl.SSLError, OSError) as exc:
+            raise Fault(
+                FailureKind.BAD_RESPONSE,
+                f"connection dropped mid-answer ({what}): {one_line(_os_text(exc))}",
+            ) from None
+        finally:
+            writer.transport.abort()  # Connection: close; never wait for a peer's goodbye
+
+
+def _request_head(
+    method: str,
+    path: str,
+    host: str,
+    port: int | None,
+    headers: Mapping[str, str],
+    content: bytes,
+    what: str,
+) -> bytes:
+    authority = f"[{host}]" if ":" in host else host
+    if port is not None:
+        authority += f":{port}"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+    fields = {
+        "User-Agent": "cluster-watchdog",
+        "Accept-Encoding": IDENTITY,
+        **headers,
+        "Connection": "close",
+    }
+    if content or method in ("POST", "PUT", "PATCH"):
+        fields.setdefault("Content-Type", "application/json")
+        fields["Content-Length"] = str(len(content))
+    for name, value in fields.items():
+        if not _valid_value(value):
+            # Our own request is malformed; the message would quote the offending header.
+            raise Fault(
+                FailureKind.PROBE_ERROR,
+                f"the request could not be sent ({what}): invalid header",
+                "check api_key for stray whitespace or line breaks",
+            )
+        lines.append(f"{name}: {value}")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        raise Fault(
+            FailureKind.PROBE_ERROR,
+            f"the request could not be sent ({what}): invalid header",
+            "check api_key for stray whitespace or line breaks",
+        ) from None
+
+
+def _valid_value(value: str) -> bool:
+    """A header value HTTP allows: visible characters, inner spaces and tabs, no edges."""
+    if value != value.strip(" \t"):
+        return False
+    return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
+
+
+async def _connect(
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    what: str,
+    on_connected: Callable[[], None],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        reader, writer = await asyncio.open_connection(host, port, limit=HEAD_BYTES)
+    except socket.gaierror as exc:
+        raise Fault(
+            FailureKind.UNREACHABLE, f"name resolution failed ({what}): {one_line(str(exc))}"
+        ) from None
+    except ConnectionRefusedError:
+        raise Fault(FailureKind.REFUSED, f"connection refused ({what})") from None
+    except OSError as exc:
+        if exc.errno in UNREACHABLE_ERRNOS:
+            raise Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})") from None
+        raise Fault(
+            FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(_os_text(exc))}"
+        ) from None
+    on_connected()
+    if tls is None:
+        return reader, writer
+    try:
+        await writer.start_tls(tls, server_hostname=host)
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        writer.transport.abort()
+        raise Fault(
+            FailureKind.BAD_RESPONSE,
+            f"TLS handshake failed ({what}): {one_line(str(exc))}",
+            _TLS_HINT,
+        ) from None
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        writer.transport.abort()
+        raise Fault(
+            FailureKind.BAD_RESPONSE,
+            f"TLS handshake failed ({what}): {one_line(_os_text(exc))}",
+            _TLS_HINT,
+        ) from None
+    except BaseException:
+        writer.transport.abort()
+        raise
+    return reader, writer
+
+
+def _os_text(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _response(
+    reader: asyncio.StreamReader, method: str, limit: int, on_headers: Callable[[], None]
+) -> tuple[int, bytes]:
+    for _ in range(_MAX_INTERIM + 1):
+        status = _status(await _line(reader))
+        fields = await _headers(reader)
+        if not (100 <= status < 200):
+            break
+    else:
+        raise Protocol("too many interim (1xx) answers")
+    on_headers()
+    encoding = ", ".join(v.strip().lower() for v in fields.get("content-encoding", []) if v)
+    if any(part.strip() not in ("", IDENTITY) for part in encoding.split(",")):
+        raise BodyRefused(f"Content-Encoding {encoding!r} was not asked for (identity only)")
+    if method == "HEAD" or status in (204, 304):
+        return status, b""
+    codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")]
+    if codings:
+        if codings[-1] != "chunked":
+            raise Protocol(f"unsupported Transfer-Encoding {one_line(', '.join(codings))!r}")
+        return status, await _chunked(reader, limit)
+    lengths = {v.strip() for v in fields.get("content-length", [])}
+    if lengths:
+        if len(lengths) != 1 or not (declared := lengths.pop()).isdigit() or len(declared) > 18:
+            raise Protocol("invalid Content-Length")
+        size = int(declared)
+        if size > limit:
+            raise BodyRefused(f"response larger than {limit} bytes (Content-Length {declared})")
+        return status, await reader.readexactly(size)
+    body = await reader.read(limit + 1)
+    while body and len(body) <= limit:
+        more = await reader.read(limit + 1 - len(body))
+        if not more:
+            break
+        body += more
+    if len(body) > limit:
+        raise BodyRefused(f"response larger than {limit} bytes")
+    return status, body
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        raise Protocol(f"a header line longer than {HEAD_BYTES} bytes") from None
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise Protocol("the server closed the connection without an answer") from None
+        raise Protocol("the answer ends in the middle of its headers") from None
+    return line.rstrip(b"\r\n")
+
+
+def _status(line: bytes) -> int:
+    parts = line.split(b" ", 2)
+    version = parts[0]
+    if len(parts) < 2 or version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise Protocol(f"not an HTTP/1.x status line: {one_line(line.decode('latin-1'), 60)!r}")
+    code = parts[1]
+    if len(code) != 3 or not code.isdigit():
+        raise Protocol(f"invalid status code {one_line(code.decode('latin-1'), 20)!r}")
+    return int(code)
+
+
+async def _headers(reader: asyncio.StreamReader) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    total = 0
+    for _ in range(_MAX_HEADERS + 1):
+        line = await _line(reader)
+        if not line:
+            return fields
+        total += len(line)
+        if total > HEAD_BYTES:
+            raise Protocol(f"headers larger than {HEAD_BYTES} bytes")
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            raise Protocol("a malformed header line")
+        key = name.decode("latin-1").lower()
+        fields.setdefault(key, []).append(value.strip().decode("latin-1"))
+    raise Protocol(f"more than {_MAX_HEADERS} headers")
+
+
+async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        line = await _line(reader)
+        if len(line) > _CHUNK_LINE:
+            raise Protocol("a chunk-size line too long")
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or len(size_text) > 16 or size_text.strip(_HEX):
+            raise Protocol("an invalid chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            await _headers(reader)  # trailers, bounded like headers
+            return bytes(body)
+        if len(body) + size > limit:
+            raise BodyRefused(f"response larger than {limit} bytes")
+        body += await reader.readexactly(size)
+        if await reader.readexactly(2) != b"\r\n":
+            raise Protocol("a chunk not followed by CRLF")
