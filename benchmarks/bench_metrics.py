@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_metrics.py [--scrapes 200]``
 
 For fleets of 2 and 100 nodes (TP=2 pairs with a Kasa plug each, as in ``bench_policy.py``),
 in the *trouble* state (a quarter wedged, a quarter of the endpoints failing) so the failure
-counters have series: the daemon's :class:`~watchdog.metrics_server.MetricsServer` serves an
+counters have series: the daemon's :class:`~watchdog.service.metrics_server.MetricsServer` serves an
 engine stand-in holding that fleet state and config on 127.0.0.1, with every configured
 counter series primed and every probe kind's histogram observed. Each of ``--scrapes``
 scrapes is a real HTTP GET of ``/metrics`` (httpx, a fresh connection each time, as
@@ -44,11 +44,11 @@ from _common import kib, load, machine_facts, pct
 from bench_policy import T0, make_config, trouble_fleet
 from prometheus_client import generate_latest
 
-from watchdog import metrics
 from watchdog.config import Config
-from watchdog.evidence import FleetState
-from watchdog.metrics_server import MetricsServer, channel_names
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.evidence import FleetState
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.service import metrics
+from watchdog.service.metrics_server import MetricsServer, channel_names
 from watchdog.sim.cluster import SimCluster, SimNodeSpec
 
 SIZES = (2, 100)

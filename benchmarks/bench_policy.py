@@ -1,4 +1,4 @@
-"""Benchmark: ``watchdog.policy.evaluate`` latency and allocation by fleet size.
+"""Benchmark: ``watchdog.core.policy.evaluate`` latency and allocation by fleet size.
 
 Run: ``python benchmarks/bench_policy.py [--quick]``
 
@@ -29,7 +29,7 @@ import yaml
 from _common import kib, load, machine_facts, pct
 
 from watchdog.config import Config, parse_config
-from watchdog.evidence import (
+from watchdog.core.evidence import (
     FleetState,
     initial_fleet,
     observe_endpoint,
@@ -38,8 +38,8 @@ from watchdog.evidence import (
     observe_plug,
     observe_witness,
 )
-from watchdog.model import FailureKind, PlugReading, ProbeKind, ProbeResult
-from watchdog.policy import evaluate
+from watchdog.core.model import FailureKind, PlugReading, ProbeKind, ProbeResult
+from watchdog.core.policy import evaluate
 
 SIZES = (2, 16, 64, 256)
 T0 = 1_000_000.0
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     args = parser.parse_args()
     budget = 0.5 if args.quick else 2.0
-    machine_facts("bench_policy: watchdog.policy.evaluate")
+    machine_facts("bench_policy: watchdog.core.policy.evaluate")
     header = (
         f"{'nodes':>5} {'state':<8} {'calls':>6} {'cpu p50':>9} {'cpu mean':>9} {'cpu p95':>9} "
         f"{'wall p50':>9} {'wall p95':>9} {'evals/s':>9} {'peak/call':>11} {'kept/call':>11} "

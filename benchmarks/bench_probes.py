@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from watchdog.config import Endpoint
 from watchdog.config import Plug as PlugConfig
-from watchdog.model import FailureKind, PlugReading, ProbeResult
+from watchdog.core.model import FailureKind, PlugReading, ProbeResult
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.probes.http import probe_health, probe_models
 from watchdog.probes.ssh import probe_ssh

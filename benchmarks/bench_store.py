@@ -25,7 +25,7 @@ from pathlib import Path
 
 from _common import machine_facts, summary_ms
 
-from watchdog.store import (
+from watchdog.state.store import (
     CycleIntent,
     IntentStep,
     NodeRecord,

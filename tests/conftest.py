@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from watchdog import redact
+from watchdog.edge import redact
 
 pytest_plugins = [
     "fixtures_sshd",

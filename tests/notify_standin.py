@@ -2,15 +2,15 @@
 
 Used by tests/test_systemd_unit_with_standin.py.
 
-It has the daemon's systemd-facing life cycle, built on the real :mod:`watchdog.notify` and
-:mod:`watchdog.journal`:
+It has the daemon's systemd-facing life cycle, built on the real :mod:`watchdog.service.notify` and
+:mod:`watchdog.service.journal`:
 
 - "loads its config" for ``--load-seconds`` (STATUS=loading config), then sends READY=1;
   ``--config bad`` instead exits 78 (EX_CONFIG) like a broken config file;
 - logs a STARTED event with structured fields, including what the unit's sandbox allowed
   (``IFACES`` from psutil, ``ICMP`` ping socket, ``STATE_WRITABLE``, ``CREDENTIAL_BYTES`` —
   the size of the ``standin-secret`` credential, never its value);
-- feeds the systemd watchdog from its event loop (:func:`watchdog.notify.watchdog_loop`);
+- feeds the systemd watchdog from its event loop (:func:`watchdog.service.notify.watchdog_loop`);
 - SIGHUP: RELOADING=1, a fake reload, READY=1 with ``STATUS=ready ✓ reloads=N`` (non-ASCII
   on purpose: systemd must receive it as UTF-8);
 - SIGUSR1: blocks its event loop (``time.sleep``) until killed — a stall, as in scenario S12;
@@ -32,9 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-from watchdog.journal import log_event, setup_logging
-from watchdog.model import EventType
-from watchdog.notify import Notifier, watchdog_loop
+from watchdog.core.model import EventType
+from watchdog.service.journal import log_event, setup_logging
+from watchdog.service.notify import Notifier, watchdog_loop
 
 log = logging.getLogger("standin")
 

@@ -3,7 +3,7 @@
     python tests/stall_launcher.py TRIGGER MARKER run -c CONFIG
 
 Installs one test-only patch, then hands the rest of the command line to the real
-:func:`watchdog.cli.main`: while the file ``TRIGGER`` exists, the engine's scheduler tick
+:func:`watchdog.commands.cli.main`: while the file ``TRIGGER`` exists, the engine's scheduler tick
 blocks the whole event loop with ``time.sleep`` — the way a CPU-bound bug or a blocking call
 in a coroutine would — after writing ``MARKER`` so the test knows the stall has begun. The
 product has no hook for this on purpose; the patch lives here, in the tests.
@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from watchdog import cli
-from watchdog.scheduler import Engine
+from watchdog.commands import cli
+from watchdog.engine.engine import Engine
 
 STALL_LIMIT = 30.0  # a forgotten trigger must not block a test run forever
 POLL = 0.02

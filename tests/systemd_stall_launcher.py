@@ -4,7 +4,7 @@ loop can be made to stall with SIGUSR1.
     python tests/systemd_stall_launcher.py run -c CONFIG
 
 Installs one test-only patch, then hands the command line to the real
-:func:`watchdog.cli.main`. SIGUSR1 only sets a flag; the next run of the engine's scheduler
+:func:`watchdog.commands.cli.main`. SIGUSR1 only sets a flag; the next run of the engine's scheduler
 tick (``Engine._job_tick``, every second at most) then blocks the whole event loop with
 ``time.sleep`` — the way a CPU-bound bug or a blocking call in a coroutine would — so the
 daemon's own ``WATCHDOG=1`` pings stop and systemd must kill and restart it.
@@ -23,8 +23,8 @@ import sys
 import time
 from types import FrameType
 
-from watchdog import cli
-from watchdog.scheduler import Engine
+from watchdog.commands import cli
+from watchdog.engine.engine import Engine
 
 STALL_SECONDS = 30.0  # bounded: a watchdog that never fires must not hang the test run forever
 _armed = False

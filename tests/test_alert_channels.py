@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from watchdog import config
 from watchdog.alerts import DeliveryError, Dispatcher, Heartbeat, build_channels
 from watchdog.alerts.base import Channel
-from watchdog.model import AlertEvent, AlertStatus, Condition, FailureKind, Severity
+from watchdog.core.model import AlertEvent, AlertStatus, Condition, FailureKind, Severity
 from watchdog.sim.receiver import AlertReceiver
 
 SLACK_SECRET = "T0SLACK/B0HOOK/SlackSecret9f3a"

@@ -19,7 +19,7 @@ from watchdog import config
 from watchdog.alerts import Dispatcher, build_channels
 from watchdog.alerts.base import Channel
 from watchdog.alerts.dispatch import Delivery, DeliveryReport
-from watchdog.model import AlertEvent, AlertStatus, Condition, Severity
+from watchdog.core.model import AlertEvent, AlertStatus, Condition, Severity
 from watchdog.sim.receiver import AlertReceiver
 
 T0 = 1_700_000_000.0

@@ -22,8 +22,8 @@ import pytest
 from watchdog import config
 from watchdog.alerts.alertmanager import AlertmanagerChannel, alert
 from watchdog.alerts.base import iso8601
-from watchdog.model import AlertEvent, AlertStatus, Condition, Severity
-from watchdog.scheduler import Engine
+from watchdog.core.model import AlertEvent, AlertStatus, Condition, Severity
+from watchdog.engine.engine import Engine
 from watchdog.sim.harness import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -91,7 +91,8 @@ async def test_a_wedge_fires_in_alertmanager_and_the_recovery_resolves_it(
     # The daemon's engine decides on a clock `skew` seconds ahead of Alertmanager's: every
     # alert it raises, the resolve included, is stamped in Alertmanager's future.
     monkeypatch.setattr(
-        "watchdog.daemon.Engine", functools.partial(Engine, clock=lambda: time.time() + skew)
+        "watchdog.service.daemon.Engine",
+        functools.partial(Engine, clock=lambda: time.time() + skew),
     )
     async with Harness(tmp_path) as h:
         doc = h.config()

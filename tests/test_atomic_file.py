@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from watchdog import atomic_file
-from watchdog.control import Op, Response, new_request, respond, submit
-from watchdog.store import PersistedState, Store
+from watchdog.state import atomic_file
+from watchdog.state.control import Op, Response, new_request, respond, submit
+from watchdog.state.store import PersistedState, Store
 
 OTHER_UID, OTHER_GID = 4242, 4343  # an unprivileged owner, like systemd's DynamicUser
 

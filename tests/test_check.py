@@ -29,10 +29,10 @@ import pytest
 import yaml
 from fixtures_sshd import RealSshd
 
-from watchdog.check import run_check
+from watchdog.commands.check import run_check
 from watchdog.config import parse_config
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind
 from watchdog.sim.cluster import NodeFault, SimCluster
 from watchdog.sim.kasa import PlugFault
 from watchdog.sim.vllm import NEWEST, PROFILES, VllmMode

@@ -29,12 +29,13 @@ from typing import Any
 
 import pytest
 
-from watchdog import cli, control
+from watchdog.commands import cli
+from watchdog.commands.status import read_status
 from watchdog.config import load_config
 from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness, Timings
-from watchdog.status import read_status
-from watchdog.store import NodeRecord, PersistedState, Store
+from watchdog.state import control
+from watchdog.state.store import NodeRecord, PersistedState, Store
 
 pytestmark = pytest.mark.e2e  # real daemon processes: not in the fast lane
 

@@ -28,7 +28,7 @@ from watchdog.config import (
     parse_config,
     parse_duration,
 )
-from watchdog.errors import ConfigError
+from watchdog.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "cluster-watchdog.example.yaml"

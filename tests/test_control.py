@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.control import (
+from watchdog.core.errors import ControlError
+from watchdog.state.control import (
     DaemonLock,
     Op,
     Request,
@@ -29,13 +30,12 @@ from watchdog.control import (
     take_requests,
     wait_response,
 )
-from watchdog.errors import ControlError
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from watchdog.control import DaemonLock
+    from watchdog.state.control import DaemonLock
     DaemonLock(Path(sys.argv[1])).acquire()
     print("locked", flush=True)
     time.sleep(60)

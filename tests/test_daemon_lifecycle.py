@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.daemon import Daemon
+from watchdog.service.daemon import Daemon
 
 _ENV = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}
 _CONFIG = """

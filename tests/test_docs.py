@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watchdog.cli import _parser
-from watchdog.journal import MESSAGE_IDS
+from watchdog.commands.cli import _parser
+from watchdog.service.journal import MESSAGE_IDS
 from watchdog.sim.scenarios import SCENARIOS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -43,7 +43,7 @@ def test_the_two_first_commands_are_the_demo_and_the_test_suite() -> None:
 
 
 def test_the_readme_lists_every_failure_kind_and_probe() -> None:
-    from watchdog.model import FailureKind, ProbeKind
+    from watchdog.core.model import FailureKind, ProbeKind
 
     failure_row = next(line for line in README.splitlines() if line.startswith("| `failure` |"))
     probe_row = next(line for line in README.splitlines() if line.startswith("| `probe` |"))

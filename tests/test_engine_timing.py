@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from watchdog.config import Config, Node, parse_config
-from watchdog.model import AlertEvent, FailureKind, PlugReading, ProbeKind, ProbeResult
-from watchdog.scheduler import Engine
-from watchdog.store import PersistedState, Store
+from watchdog.core.model import AlertEvent, FailureKind, PlugReading, ProbeKind, ProbeResult
+from watchdog.engine.engine import Engine
+from watchdog.state.store import PersistedState, Store
 
 
 def make_cfg(nodes: int = 1) -> Config:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from watchdog import history, incidents
-from watchdog.model import (
+from watchdog.core import incidents
+from watchdog.core.model import (
     ActionKind,
     AlertEvent,
     AlertStatus,
@@ -23,6 +23,7 @@ from watchdog.model import (
 )
 from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport
 from watchdog.sim.harness import Harness
+from watchdog.state import history
 
 T0 = 1_800_000_000.0
 

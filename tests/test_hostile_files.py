@@ -21,15 +21,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from watchdog import control, redact
 from watchdog.alerts.base import DeliveryError, post
 from watchdog.config import load_config, parse_config
-from watchdog.daemon import Daemon
-from watchdog.errors import ConfigError
-from watchdog.journal import setup_logging
+from watchdog.core.errors import ConfigError
+from watchdog.edge import redact
+from watchdog.service.daemon import Daemon
+from watchdog.service.journal import setup_logging
 from watchdog.sim.hostile import HostileHttp, HttpAnswer
 from watchdog.sim.receiver import AlertReceiver
-from watchdog.store import MAX_STATE_BYTES, STATE_FILE, PersistedState, Store
+from watchdog.state import control
+from watchdog.state.store import MAX_STATE_BYTES, STATE_FILE, PersistedState, Store
 
 MIB = 1024 * 1024
 _ENV = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}

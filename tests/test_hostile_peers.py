@@ -21,11 +21,11 @@ from pydantic import SecretStr
 
 from watchdog.alerts.base import DeliveryError, post
 from watchdog.alerts.heartbeat import Heartbeat
-from watchdog.check import render_table, run_check
+from watchdog.commands.check import render_table, run_check
 from watchdog.config import Endpoint, parse_config
 from watchdog.config import Plug as PlugConfig
-from watchdog.errors import PlugError, PlugFailure
-from watchdog.model import FailureKind
+from watchdog.core.errors import PlugError, PlugFailure
+from watchdog.core.model import FailureKind
 from watchdog.plugs.cycle import CycleStep, power_cycle
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.plugs.kasa_bounded import MAX_ANSWER

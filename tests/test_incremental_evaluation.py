@@ -2,7 +2,7 @@
 
 Two drivers see the same events: one evaluates every node after each event (the policy as
 table-tested in ``test_policy.py``), the other evaluates only what the event can change, as
-the engine does (``watchdog.incremental``). After every event their fleets, transitions and
+the engine does (``watchdog.core.incremental``). After every event their fleets, transitions and
 power actions must be equal, and the alerts they emitted at each instant the same.
 """
 
@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog import lifecycle
 from watchdog.config import Config, parse_config
-from watchdog.evidence import (
+from watchdog.core import lifecycle
+from watchdog.core.evidence import (
     FleetState,
     initial_fleet,
     observe_endpoint,
@@ -25,8 +25,8 @@ from watchdog.evidence import (
     observe_plug,
     observe_witness,
 )
-from watchdog.incremental import Scope, members_index
-from watchdog.model import (
+from watchdog.core.incremental import Scope, members_index
+from watchdog.core.model import (
     AlertAction,
     FailureKind,
     PlugReading,
@@ -34,7 +34,7 @@ from watchdog.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.policy import Decision, evaluate
+from watchdog.core.policy import Decision, evaluate
 
 T0 = 1_000_000.0
 NODES = [f"n{i}" for i in range(6)]

@@ -1,4 +1,4 @@
-"""watchdog.journal against a real, private systemd-journald, and its stderr fallback."""
+"""watchdog.service.journal against a real, private systemd-journald, and its stderr fallback."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fixtures_journald import Journald
 
-from watchdog import journal
-from watchdog.journal import MESSAGE_IDS, StructuredHandler, log_event, setup_logging
-from watchdog.model import EventType, FailureKind, NodeClass, ProbeKind, Severity
+from watchdog.core.model import EventType, FailureKind, NodeClass, ProbeKind, Severity
+from watchdog.service import journal
+from watchdog.service.journal import MESSAGE_IDS, StructuredHandler, log_event, setup_logging
 
 pytestmark = pytest.mark.journald
 
@@ -44,7 +44,7 @@ def our_handler() -> StructuredHandler:
 def test_an_event_reaches_journald_with_every_structured_field(journald: Journald) -> None:
     setup_logging("info", journal=True, socket_path=journald.socket_path)
     log_event(
-        logging.getLogger("watchdog.scheduler"),
+        logging.getLogger("watchdog.engine.engine"),
         EventType.NODE_WEDGED,
         "spark-1 is wedged: ssh banner missing for 75s",
         severity=Severity.ERROR,
@@ -68,7 +68,7 @@ def test_an_event_reaches_journald_with_every_structured_field(journald: Journal
         "power_cycle",
     )
     assert (entry["EVENT"], entry["STATE"], entry["FAILURES"]) == ("node_wedged", "wedged", "4")
-    assert entry["LOGGER"] == "watchdog.scheduler"
+    assert entry["LOGGER"] == "watchdog.engine.engine"
     # CODE_* name the caller of log_event, not the helper itself.
     assert entry["CODE_FILE"] == __file__
     assert entry["CODE_FUNC"] == "test_an_event_reaches_journald_with_every_structured_field"

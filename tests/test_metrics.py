@@ -1,6 +1,6 @@
 """The metrics endpoint: its setting, its series, ``/healthz`` and what it refuses.
 
-The server is the daemon's own (:class:`~watchdog.metrics_server.MetricsServer`) on a
+The server is the daemon's own (:class:`~watchdog.service.metrics_server.MetricsServer`) on a
 loopback port, serving an engine stand-in whose fleet state the tests set.
 """
 
@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from watchdog.config import Config, parse_config
-from watchdog.errors import ConfigError
-from watchdog.evidence import FleetState, initial_fleet
-from watchdog.metrics_server import MetricsServer, start_metrics
-from watchdog.model import NodeClass
+from watchdog.core.errors import ConfigError
+from watchdog.core.evidence import FleetState, initial_fleet
+from watchdog.core.model import NodeClass
+from watchdog.service.metrics_server import MetricsServer, start_metrics
 
 T0 = 1_800_000_000.0
 

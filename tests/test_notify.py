@@ -1,4 +1,4 @@
-"""watchdog.notify against a real AF_UNIX datagram socket standing in for systemd's."""
+"""watchdog.service.notify against a real AF_UNIX datagram socket standing in for systemd's."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.notify import Notifier, watchdog_loop
+from watchdog.service.notify import Notifier, watchdog_loop
 
 
 class NotifySocket:
@@ -217,7 +217,7 @@ def test_send_failures_are_swallowed_and_logged_once(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    with caplog.at_level(logging.DEBUG, logger="watchdog.notify"):
+    with caplog.at_level(logging.DEBUG, logger="watchdog.service.notify"):
         n.ready()
         n.status("x")
         n.watchdog_ping()

@@ -18,8 +18,8 @@ from kasa.exceptions import AuthenticationError, KasaException
 from kasa.exceptions import TimeoutError as KasaTimeoutError
 
 from watchdog.config import Plug as PlugConfig
-from watchdog.errors import ConfigError, PlugError, PlugFailure
-from watchdog.model import FailureKind
+from watchdog.core.errors import ConfigError, PlugError, PlugFailure
+from watchdog.core.model import FailureKind
 from watchdog.plugs import DryRunPlug, Plug, make_plug
 from watchdog.plugs.kasa import TIMER_NAME, KasaPlug, classify
 from watchdog.sim.kasa import KasaEmulator, PlugFault

@@ -7,10 +7,9 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from watchdog import lifecycle
-from watchdog.alerting import WATCHDOG_NODE
 from watchdog.config import Config, parse_config
-from watchdog.evidence import (
+from watchdog.core import lifecycle
+from watchdog.core.evidence import (
     FleetState,
     initial_fleet,
     observe_endpoint,
@@ -19,7 +18,7 @@ from watchdog.evidence import (
     observe_plug,
     observe_witness,
 )
-from watchdog.model import (
+from watchdog.core.model import (
     ActionKind,
     AlertAction,
     AlertStatus,
@@ -31,7 +30,8 @@ from watchdog.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.policy import Decision, evaluate
+from watchdog.core.paging import WATCHDOG_NODE
+from watchdog.core.policy import Decision, evaluate
 
 T0 = 1_000_000.0
 

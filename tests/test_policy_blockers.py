@@ -20,9 +20,8 @@ from test_policy import (
     wedge,
 )
 
-from watchdog.alerting import CLASS_CONDITION
-from watchdog.evidence import observe_node, observe_plug, observe_witness
-from watchdog.model import (
+from watchdog.core.evidence import observe_node, observe_plug, observe_witness
+from watchdog.core.model import (
     AlertAction,
     AlertEvent,
     AlertStatus,
@@ -33,7 +32,8 @@ from watchdog.model import (
     PlugReading,
     ProbeKind,
 )
-from watchdog.policy import Decision, evaluate
+from watchdog.core.paging import CLASS_CONDITION
+from watchdog.core.policy import Decision, evaluate
 
 REFUSED_CREDENTIALS = PlugReading(
     reachable=False, failure=FailureKind.PLUG_AUTH, detail="credentials refused"

@@ -23,7 +23,7 @@ from test_policy import (
 )
 
 from watchdog.config import Config, parse_config
-from watchdog.evidence import (
+from watchdog.core.evidence import (
     FleetState,
     observe_endpoint,
     observe_node,
@@ -32,7 +32,7 @@ from watchdog.evidence import (
     observe_witness,
     reconcile,
 )
-from watchdog.model import (
+from watchdog.core.model import (
     AlertAction,
     AlertStatus,
     Condition,
@@ -41,9 +41,9 @@ from watchdog.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.persist import from_persisted, to_persisted
-from watchdog.policy import Proof, evaluate, proof
-from watchdog.store import PersistedState
+from watchdog.core.policy import Proof, evaluate, proof
+from watchdog.state.persist import from_persisted, to_persisted
+from watchdog.state.store import PersistedState
 
 REFUSED = FailureKind.REFUSED
 CALL = ProbeKind.TOOL_CALL

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from watchdog.config import Plug as PlugConfig
-from watchdog.errors import PlugError, PlugFailure
-from watchdog.model import PlugReading
+from watchdog.core.errors import PlugError, PlugFailure
+from watchdog.core.model import PlugReading
 from watchdog.plugs import CycleStep, DryRunPlug, StepReport, ensure_on, power_cycle
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.sim.kasa import KasaEmulator, PlugFault

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import need
 
-from watchdog.model import FailureKind, ProbeKind
+from watchdog.core.model import FailureKind, ProbeKind
 from watchdog.probes.ping import _checksum, _echo_request, probe_ping
 from watchdog.probes.tcp import connect_failure, probe_tcp
 

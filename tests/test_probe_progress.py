@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from watchdog.config import Endpoint
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind
 from watchdog.probes._http import Fault
 from watchdog.probes.progress import (
     Progress,

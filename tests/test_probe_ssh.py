@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from watchdog.model import FailureKind, ProbeKind
+from watchdog.core.model import FailureKind, ProbeKind
 from watchdog.probes.ssh import probe_ssh
 from watchdog.sim.banner import BannerMode, BannerServer
 

@@ -21,7 +21,7 @@ from fixtures_sim import TLS
 from pydantic import SecretStr
 
 from watchdog.config import Endpoint
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes import (
     check_topology,
     probe_health,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog import redact
+from watchdog.edge import redact
 
 SECRET_CHARS = st.characters(min_codepoint=33, max_codepoint=126)
 

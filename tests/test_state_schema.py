@@ -9,8 +9,8 @@ from types import MappingProxyType
 
 import pytest
 
-from watchdog.errors import StoreError
-from watchdog.store import (
+from watchdog.core.errors import StoreError
+from watchdog.state.store import (
     SCHEMA_VERSION,
     CycleIntent,
     IntentStep,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.errors import StoreError
-from watchdog.store import (
+from watchdog.core.errors import StoreError
+from watchdog.state.store import (
     SCHEMA_VERSION,
     CycleIntent,
     IntentStep,
@@ -235,7 +235,7 @@ SAVER = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
     from test_store import full_state
-    from watchdog.store import Store
+    from watchdog.state.store import Store
     store = Store(Path(sys.argv[1]))
     i = 0
     while True:

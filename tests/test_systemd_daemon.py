@@ -43,8 +43,8 @@ from fixtures_systemd import (
     unit_python,
 )
 
-from watchdog.journal import MESSAGE_IDS
-from watchdog.model import EventType
+from watchdog.core.model import EventType
+from watchdog.service.journal import MESSAGE_IDS
 
 pytestmark = pytest.mark.systemd
 

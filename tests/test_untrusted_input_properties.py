@@ -27,12 +27,19 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from watchdog.config import Config, parse_config
-from watchdog.errors import ConfigError
-from watchdog.model import FailureKind
+from watchdog.core.errors import ConfigError
+from watchdog.core.model import FailureKind
 from watchdog.probes._faults import Fault, Reply, status_fault
 from watchdog.probes.http import served_ids
 from watchdog.probes.toolcall import classify_round_trip, classify_tool_call
-from watchdog.store import STATE_FILE, CycleIntent, IntentStep, NodeRecord, PersistedState, Store
+from watchdog.state.store import (
+    STATE_FILE,
+    CycleIntent,
+    IntentStep,
+    NodeRecord,
+    PersistedState,
+    Store,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

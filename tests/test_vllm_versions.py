@@ -23,7 +23,7 @@ import yaml
 from pydantic import SecretStr
 
 from watchdog.config import Config, Endpoint, parse_config
-from watchdog.evidence import (
+from watchdog.core.evidence import (
     initial_fleet,
     observe_endpoint,
     observe_link,
@@ -31,8 +31,8 @@ from watchdog.evidence import (
     observe_plug,
     observe_witness,
 )
-from watchdog.hints import hint_for
-from watchdog.model import (
+from watchdog.core.hints import hint_for
+from watchdog.core.model import (
     FailureKind,
     NodeClass,
     PlugReading,
@@ -40,15 +40,15 @@ from watchdog.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.policy import evaluate
+from watchdog.core.policy import evaluate
+from watchdog.engine.suite import ProbeSuite
+from watchdog.engine.versions import VersionWatch
 from watchdog.probes import check_topology, probe_health, probe_models
 from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
 from watchdog.probes.wire import WireClient
 from watchdog.sim.harness import Harness
 from watchdog.sim.vllm import FakeVllm, VllmMode
-from watchdog.suite import ProbeSuite
-from watchdog.versions import VersionWatch
 
 KEY = "sk-shape-test"
 F = FailureKind

@@ -1,5 +1,5 @@
 """``python -m watchdog``: the same entry point as the ``cluster-watchdog`` command."""
 
-from watchdog.cli import main
+from watchdog.commands.cli import main
 
 raise SystemExit(main())

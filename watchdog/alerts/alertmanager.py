@@ -40,7 +40,7 @@ import httpx
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post, render_text, url_secrets
-from watchdog.model import AlertEvent, AlertStatus, Severity
+from watchdog.core.model import AlertEvent, AlertStatus, Severity
 
 TRIGGER_HOLD = 7 * 24 * 3600.0
 # How far in Alertmanager's past a resolve ends: its Date header has whole seconds.

@@ -1,6 +1,6 @@
 """What every alert channel shares: the Channel protocol, DeliveryError, and the HTTP edge.
 
-A channel turns one :class:`~watchdog.model.AlertEvent` into one HTTP request. The only
+A channel turns one :class:`~watchdog.core.model.AlertEvent` into one HTTP request. The only
 place httpx exceptions are caught is :func:`post`, which translates them (and non-2xx
 answers) into :class:`DeliveryError` carrying whether a retry can help. Error texts name the
 channel only — never a URL, a routing key or a token — because webhook URLs are secrets.
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from watchdog.bounded import IDENTITY, BodyRefused, printable, read_body
-from watchdog.errors import WatchdogError
-from watchdog.model import AlertEvent, AlertStatus
-from watchdog.redact import redact as redact_all
+from watchdog.core.errors import WatchdogError
+from watchdog.core.model import AlertEvent, AlertStatus
+from watchdog.edge.bounded import IDENTITY, BodyRefused, printable, read_body
+from watchdog.edge.redact import redact as redact_all
 
 # How much of an error answer's body goes into a DeliveryError (after redaction).
 _BODY_SNIPPET = 200

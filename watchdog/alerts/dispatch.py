@@ -36,9 +36,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from watchdog import metrics
 from watchdog.alerts.base import Channel, DeliveryError
-from watchdog.model import AlertEvent, AlertStatus
+from watchdog.core.model import AlertEvent, AlertStatus
+from watchdog.service import metrics
 
 log = logging.getLogger("watchdog.alerts")
 

@@ -14,7 +14,7 @@ import logging
 import httpx
 from pydantic import SecretStr
 
-from watchdog.bounded import IDENTITY, BodyRefused, read_body
+from watchdog.edge.bounded import IDENTITY, BodyRefused, read_body
 
 log = logging.getLogger("watchdog.alerts")
 _MAX_ANSWER = 65536  # a ping service answers "OK"; anything longer is not one

@@ -12,7 +12,7 @@ import httpx
 
 from watchdog import config
 from watchdog.alerts.base import header_value, post, render_text, title, url_secrets
-from watchdog.model import AlertEvent, AlertStatus, Severity
+from watchdog.core.model import AlertEvent, AlertStatus, Severity
 
 PRIORITY = {Severity.INFO: 2, Severity.WARNING: 3, Severity.ERROR: 4, Severity.CRITICAL: 5}
 RESOLVE_PRIORITY = 2

@@ -21,7 +21,7 @@ import httpx
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post
-from watchdog.model import AlertEvent, AlertStatus
+from watchdog.core.model import AlertEvent, AlertStatus
 
 # PagerDuty rejects summaries longer than this.
 _SUMMARY_MAX = 1024

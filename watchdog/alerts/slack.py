@@ -13,7 +13,7 @@ import httpx
 
 from watchdog import config
 from watchdog.alerts.base import post, url_secrets
-from watchdog.model import AlertEvent, AlertStatus, Severity
+from watchdog.core.model import AlertEvent, AlertStatus, Severity
 
 _ICON = {
     Severity.INFO: ":information_source:",

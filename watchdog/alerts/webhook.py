@@ -32,7 +32,7 @@ import httpx
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post, url_secrets
-from watchdog.model import AlertEvent
+from watchdog.core.model import AlertEvent
 
 PAYLOAD_VERSION = 1
 

@@ -1,7 +1,7 @@
 """The two things every config model builds on: ``_Problem`` and ``_Strict``.
 
 ``_Problem`` is a validation failure that carries its fix (and the key it is about), which
-``errors.py`` turns into a :class:`~watchdog.errors.ConfigError`; ``_Strict`` is the base model
+``errors.py`` turns into a :class:`~watchdog.core.errors.ConfigError`; ``_Strict`` is the base model
 that rejects unknown keys, is frozen and keeps input values (secrets) out of pydantic's errors.
 """
 

@@ -15,7 +15,7 @@ from watchdog.config.alerts import _CHANNELS
 from watchdog.config.base import _Problem
 from watchdog.config.durations import parse_duration
 from watchdog.config.schema import Config
-from watchdog.errors import ConfigError
+from watchdog.core.errors import ConfigError
 
 README = "config/README.md"
 

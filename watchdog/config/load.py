@@ -17,12 +17,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from watchdog import redact
-from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.config.errors import _translate
 from watchdog.config.schema import Config
 from watchdog.config.secrets import SecretContext
-from watchdog.errors import ConfigError
+from watchdog.core.errors import ConfigError
+from watchdog.edge import redact
+from watchdog.edge.bounded import FileRefused, read_regular_file
 
 
 # --------------------------------------------------------------------------- YAML

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationInfo, model_validator
 
-from watchdog.bounded import FileRefused, read_regular_file
 from watchdog.config.base import _Problem
+from watchdog.edge.bounded import FileRefused, read_regular_file
 
 MAX_SECRET_BYTES = 64 * 1024  # a secret file holds one key, token or URL
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")

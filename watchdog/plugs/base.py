@@ -1,8 +1,8 @@
 """The Plug interface every power switch driver implements, and its failure vocabulary.
 
 A plug is an actuator the watchdog must trust at 3 a.m.: reading it never raises (the answer
-is a :class:`~watchdog.model.PlugReading` saying what failed), while switching it raises
-:class:`~watchdog.errors.PlugError` so a caller cannot mistake a failed switch for a done one.
+is a :class:`~watchdog.core.model.PlugReading` saying what failed), while switching it raises
+:class:`~watchdog.core.errors.PlugError` so a caller cannot mistake a failed switch for a done one.
 Drivers translate their library's exceptions into ``PlugError`` at their edge (``from exc``)
 and never put credentials into messages.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from watchdog.errors import PlugError, PlugFailure
-from watchdog.model import FailureKind, PlugReading
+from watchdog.core.errors import PlugError, PlugFailure
+from watchdog.core.model import FailureKind, PlugReading
 
 # What a failed plug operation means for the evidence the policy weighs.
 _FAILURE_KIND = {

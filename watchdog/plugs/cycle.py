@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from watchdog.errors import PlugError
+from watchdog.core.errors import PlugError
 from watchdog.plugs.base import Plug
 
 _LOG = logging.getLogger("watchdog.plugs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from watchdog.model import PlugReading
+from watchdog.core.model import PlugReading
 from watchdog.plugs.base import Plug
 
 _LOG = logging.getLogger("watchdog.plugs")

@@ -1,7 +1,7 @@
 """TP-Link Kasa/Tapo driver over python-kasa (>= 0.12); with ``kasa_bounded`` the only importer.
 
 Owns one outlet: a single plug, or one outlet of a strip chosen by index (from 0) or alias.
-Every python-kasa exception is translated here into :class:`~watchdog.errors.PlugError`
+Every python-kasa exception is translated here into :class:`~watchdog.core.errors.PlugError`
 (``raise ... from exc``): ``AuthenticationError`` -> AUTH, a timeout anywhere in the cause
 chain -> TIMEOUT (python-kasa wraps a timed-out ``turn_off`` in a plain ``KasaException``),
 refused / unreachable -> UNREACHABLE, anything else -> PROTOCOL — including a device's
@@ -34,14 +34,14 @@ from kasa.exceptions import DeviceError, SmartErrorCode
 from kasa.exceptions import TimeoutError as KasaTimeoutError
 from kasa.iot import IotDevice
 
-from watchdog.bounded import printable
 from watchdog.config import Plug as PlugConfig
 from watchdog.config import PlugEncryption, PlugType
-from watchdog.errors import ConfigError, PlugError, PlugFailure
-from watchdog.model import PlugReading
+from watchdog.core.errors import ConfigError, PlugError, PlugFailure
+from watchdog.core.model import PlugReading
+from watchdog.edge.bounded import printable
+from watchdog.edge.redact import redact
 from watchdog.plugs.base import unreachable_reading
 from watchdog.plugs.kasa_bounded import connect as bounded_connect
-from watchdog.redact import redact
 
 T = TypeVar("T")
 _Refresh = Literal["none", "state", "all"]

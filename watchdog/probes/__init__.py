@@ -1,4 +1,4 @@
-"""Probes: async observations that return a :class:`~watchdog.model.ProbeResult`, never raise.
+"""Probes: async observations that return a :class:`~watchdog.core.model.ProbeResult`, never raise.
 
 Endpoint probes (``http``, ``toolcall``, ``progress``) share one bounded-request helper
 (``_http``); node probes (``ssh``, ``ping``, ``tcp``) live beside them. Each probe owns its

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.config import Endpoint
-from watchdog.model import FailureKind
+from watchdog.core.model import FailureKind
 from watchdog.probes._faults import Fault, Reply, one_line, status_fault
 
 CHAT = "/v1/chat/completions"

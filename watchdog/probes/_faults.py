@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.bounded import printable
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind
+from watchdog.edge.bounded import printable
 
 DETAIL_CHARS = 200  # a quoted body or message: one readable line in a log or an alert
 SUMMARY_CHARS = 400  # a whole detail, hint or data value (a prefix plus a quoted snippet)

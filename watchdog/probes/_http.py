@@ -28,10 +28,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from watchdog.bounded import BodyRefused
 from watchdog.config import Endpoint
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.edge.bounded import BodyRefused
 from watchdog.probes._faults import (
     DETAIL_CHARS,
     SUMMARY_CHARS,

@@ -28,8 +28,8 @@ import socket
 import struct
 from enum import StrEnum
 
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes.tcp import resolve
 
 NOT_PERMITTED_HINT = (

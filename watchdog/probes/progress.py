@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from watchdog.config import Endpoint
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
 from watchdog.probes.wire import WireClient
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes.tcp import connect, connect_failure
 
 # RFC 4253 §4.2 caps the identification line at 255 bytes including CR LF.

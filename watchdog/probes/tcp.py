@@ -12,8 +12,8 @@ import asyncio
 import errno
 import socket
 
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 
 # errnos that mean "the network cannot get there" rather than "something local broke".
 _UNREACHABLE_ERRNOS = frozenset(

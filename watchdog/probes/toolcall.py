@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from watchdog.config import Endpoint
-from watchdog.hints import hint_for
-from watchdog.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.core.hints import hint_for
+from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._chat import (
     CHAT,
     TOOL_NAME,

@@ -9,7 +9,7 @@ HTTP, so they do it on asyncio streams rather than through a general client. Own
   headers (at most :data:`HEAD_BYTES`), then the body framed by ``Transfer-Encoding:
   chunked``, ``Content-Length`` or the end of the connection;
 * the bounds: a ``Content-Encoding`` the server imposes anyway, a declared length over the
-  cap, or more body bytes than the cap are :class:`~watchdog.bounded.BodyRefused` — nothing is
+  cap, or more body bytes than the cap are :class:`~watchdog.edge.bounded.BodyRefused` — nothing is
   ever decompressed, so the cap bounds memory and CPU;
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from watchdog.bounded import IDENTITY, BodyRefused
-from watchdog.model import FailureKind
+from watchdog.core.model import FailureKind
+from watchdog.edge.bounded import IDENTITY, BodyRefused
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 
 HEAD_BYTES = 64 * 1024  # status line and headers together; a line longer than this is refused

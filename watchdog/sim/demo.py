@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from watchdog import history, incidents
+from watchdog.core import incidents
 from watchdog.sim.scenarios import SCENARIOS, Scenario, run_scenario
 from watchdog.sim.vllm_profiles import NEWEST, profile_for
+from watchdog.state import history
 
 _COLOURS = {"world": "\033[33m", "watchdog": "\033[36m", "on-call": "\033[35m"}
 _RESET = "\033[0m"

@@ -3,7 +3,7 @@
 The harness behind both ``cluster-watchdog demo`` and the end-to-end scenario tests: it
 starts the simulated cluster (fake vLLM, banner servers, Kasa plug emulators), a webhook
 receiver (the on-call side), a witness target, writes a config pointing at them, and runs
-``cluster-watchdog run`` — in this process (the :class:`~watchdog.daemon.Daemon` itself) or
+``cluster-watchdog run`` — in this process (the :class:`~watchdog.service.daemon.Daemon` itself) or
 as a child process when a scenario must ``kill -9`` it. Outcomes are read from the plugs'
 own records and the alerts as received, never from the daemon's word.
 """
@@ -24,14 +24,14 @@ from typing import Any
 
 import yaml
 
-from watchdog.daemon import Daemon
-from watchdog.model import NodeClass
+from watchdog.commands.status import read_status
+from watchdog.core.model import NodeClass
+from watchdog.service.daemon import Daemon
 from watchdog.sim.cluster import SimCluster, SimTimings
 from watchdog.sim.kasa import PowerEvent
 from watchdog.sim.receiver import AlertReceiver
 from watchdog.sim.vllm_profiles import NEWEST
 from watchdog.sim.witness import WitnessServer
-from watchdog.status import read_status
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from watchdog import control
 from watchdog.sim.banner import BannerMode
 from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness
 from watchdog.sim.kasa import PlugFault
 from watchdog.sim.vllm import VllmMode
+from watchdog.state import control
 
 A, B = "spark-1", "spark-2"
 CLUSTER = "sim"
