@@ -131,6 +131,8 @@ class Scope:
         self.watch: set[str] = set()
         self.carry: set[str] = set()
         self.signal: dict[str, NodeState] = {}  # nodes with a wedge signal at any time
+        self._fixed: list[float] | None = None  # their failure starts, unpaused (a cache)
+        self._paused: list[NodeState] = []
 
     def evaluate(
         self,
@@ -186,6 +188,7 @@ class Scope:
                 if may_change_with_time(st, fleet.clusters[st.cluster])
             }
             self.signal = {}
+            self._fixed = None
             self._index(fleet, fleet.nodes.keys())
         else:
             for n in only:
@@ -202,17 +205,32 @@ class Scope:
         time may have, a wedge signal (paused ones are judged at each use)."""
         for n in names:
             st = fleet.nodes.get(n)
+            before = self.signal.get(n)
             # At a time past any timed pause: a node paused for good is never a signal.
             if st is not None and st.ssh.consecutive and _wedge_signal(st, _LATER):
                 self.signal[n] = st
-            else:
-                self.signal.pop(n, None)
+                if before is None or (before.ssh.failing_since, before.paused) != (
+                    st.ssh.failing_since,
+                    st.paused,
+                ):
+                    self._fixed = None
+            elif before is not None:
+                del self.signal[n]
+                self._fixed = None
 
     def _starts(self, now: float) -> list[float]:
+        """When each indexed node began to fail; kept between evaluations while no entry
+        changed (paused nodes are judged at each call: a pause may have ended)."""
+        if self._fixed is None:
+            self._fixed = [
+                st.ssh.failing_since or now for st in self.signal.values() if not st.paused
+            ]
+            self._paused = [st for st in self.signal.values() if st.paused]
+        if not self._paused:
+            return self._fixed
         return [
-            st.ssh.failing_since or now
-            for st in self.signal.values()
-            if not st.paused or _wedge_signal(st, now)
+            *self._fixed,
+            *(st.ssh.failing_since or now for st in self._paused if _wedge_signal(st, now)),
         ]
 
 

@@ -121,6 +121,14 @@ def printable(text: str, limit: int) -> str:
     Whitespace runs become one space; control, format, surrogate and unassigned code points
     become U+FFFD, so the result always encodes as UTF-8 and cannot move a terminal's cursor.
     """
+    if (
+        len(text) <= limit
+        and text.isprintable()  # no control, format, surrogate, unassigned or odd space
+        and "  " not in text
+        and not text.startswith(" ")
+        and not text.endswith(" ")
+    ):
+        return text  # already one clean line: the common case, checked in C
     out: list[str] = []
     length = 0
     pending_space = False

@@ -166,6 +166,8 @@ def _valid_value(value: str) -> bool:
     """A header value HTTP allows: visible characters, inner spaces and tabs, no edges."""
     if value != value.strip(" \t"):
         return False
+    if value.isascii() and value.isprintable():
+        return True  # visible ASCII and spaces: the common case, checked in C
     return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import replace
+from operator import attrgetter
 
 from watchdog.core.evidence import FleetState, initial_fleet
 from watchdog.core.model import Condition, NodeClass
@@ -34,6 +35,7 @@ _DURABLE = (
     "boot_started_at",
     "open_alerts",
 )
+_durable_of = attrgetter(*_DURABLE)
 
 
 def to_persisted(
@@ -113,7 +115,7 @@ def durable_change(
             if a is not b:
                 return True
             continue
-        if a is not b and any(getattr(a, f) != getattr(b, f) for f in _DURABLE):
+        if a is not b and _durable_of(a) != _durable_of(b):
             return True
     return False
 
