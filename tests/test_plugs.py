@@ -298,3 +298,16 @@ async def test_a_dry_run_plug_still_reports_an_unusable_plug(
     assert (await plug.read()).failure is FailureKind.PLUG_UNREACHABLE
     with pytest.raises(PlugError):
         await plug.is_on()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "{}", '{"system":{"get_sysinfo":{"relay_state":1,"alias":"n\\u00e9"}}}', "x" * 5000],
+)
+def test_the_xor_answer_decrypts_as_python_kasa_decrypts_it(text: str) -> None:
+    from kasa.transports.xortransport import XorEncryption
+
+    from watchdog.plugs.kasa_bounded import decrypt
+
+    cipher = XorEncryption.encrypt(text)[4:]  # without the length prefix
+    assert decrypt(cipher) == XorEncryption.decrypt(cipher) == text
