@@ -18,15 +18,36 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from watchdog.core.errors import StoreError
 from watchdog.core.model import AlertEvent, PowerAction
-from watchdog.plugs.cycle import CycleOutcome
 
 log = logging.getLogger("watchdog.history")
+
+
+class Step(Protocol):
+    """One step of a power procedure, as the log records it."""
+
+    @property
+    def step(self) -> Enum: ...
+    @property
+    def ok(self) -> bool: ...
+
+
+class Outcome(Protocol):
+    """What a power procedure reports (the power procedure's outcome has this shape)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def left_off(self) -> bool: ...
+    @property
+    def steps(self) -> Sequence[Step]: ...
+
 
 HISTORY_FILE = "history.jsonl"
 MAX_BYTES = 1 << 20  # rotate past 1 MiB: two files, at most 2 MiB
@@ -116,7 +137,7 @@ def alert_raised(state_dir: Path, event: AlertEvent) -> None:
 
 
 def power_done(
-    state_dir: Path, action: PowerAction, outcome: CycleOutcome, cluster: str, now: float
+    state_dir: Path, action: PowerAction, outcome: Outcome, cluster: str, now: float
 ) -> None:
     append(
         state_dir,
