@@ -47,9 +47,9 @@ from prometheus_client import generate_latest
 from watchdog.config import Config
 from watchdog.core.evidence import FleetState
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
-from watchdog.service import metrics
 from watchdog.service.metrics_server import MetricsServer, channel_names
 from watchdog.sim.cluster import SimCluster, SimNodeSpec
+from watchdog.telemetry import metrics
 
 SIZES = (2, 100)
 SETTLE = 40.0  # seconds after every node is healthy before the live windows

@@ -3,7 +3,7 @@
 Used by tests/test_systemd_unit_with_standin.py.
 
 It has the daemon's systemd-facing life cycle, built on the real :mod:`watchdog.service.notify` and
-:mod:`watchdog.service.journal`:
+:mod:`watchdog.telemetry.journal`:
 
 - "loads its config" for ``--load-seconds`` (STATUS=loading config), then sends READY=1;
   ``--config bad`` instead exits 78 (EX_CONFIG) like a broken config file;
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from watchdog.core.model import EventType
-from watchdog.service.journal import log_event, setup_logging
 from watchdog.service.notify import Notifier, watchdog_loop
+from watchdog.telemetry.journal import log_event, setup_logging
 
 log = logging.getLogger("standin")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from watchdog.commands.cli import _parser
-from watchdog.service.journal import MESSAGE_IDS
 from watchdog.sim.scenarios import SCENARIOS
+from watchdog.telemetry.journal import MESSAGE_IDS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

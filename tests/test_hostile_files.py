@@ -26,11 +26,11 @@ from watchdog.config import load_config, parse_config
 from watchdog.core.errors import ConfigError
 from watchdog.edge import redact
 from watchdog.service.daemon import Daemon
-from watchdog.service.journal import setup_logging
 from watchdog.sim.hostile import HostileHttp, HttpAnswer
 from watchdog.sim.receiver import AlertReceiver
 from watchdog.state import control
 from watchdog.state.store import MAX_STATE_BYTES, STATE_FILE, PersistedState, Store
+from watchdog.telemetry.journal import setup_logging
 
 MIB = 1024 * 1024
 _ENV = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}

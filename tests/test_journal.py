@@ -1,4 +1,4 @@
-"""watchdog.service.journal against a real, private systemd-journald, and its stderr fallback."""
+"""watchdog.telemetry.journal against a real, private systemd-journald, and its stderr fallback."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from fixtures_journald import Journald
 
 from watchdog.core.model import EventType, FailureKind, NodeClass, ProbeKind, Severity
-from watchdog.service import journal
-from watchdog.service.journal import MESSAGE_IDS, StructuredHandler, log_event, setup_logging
+from watchdog.telemetry import journal
+from watchdog.telemetry.journal import MESSAGE_IDS, StructuredHandler, log_event, setup_logging
 
 pytestmark = pytest.mark.journald
 

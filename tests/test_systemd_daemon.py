@@ -44,7 +44,7 @@ from fixtures_systemd import (
 )
 
 from watchdog.core.model import EventType
-from watchdog.service.journal import MESSAGE_IDS
+from watchdog.telemetry.journal import MESSAGE_IDS
 
 pytestmark = pytest.mark.systemd
 

@@ -1,5 +1,5 @@
 """The shipped unit under a real systemd (PID 1 of private namespaces), running a stand-in
-daemon (tests/notify_standin.py) built on watchdog.service.notify and watchdog.service.journal.
+daemon (tests/notify_standin.py) built on watchdog.service.notify and watchdog.telemetry.journal.
 
 Each unit is ``systemd/cluster-watchdog.service`` as shipped — the full hardening included —
 plus a drop-in that swaps ExecStart for the stand-in and compresses the timings
@@ -23,7 +23,7 @@ from fixtures_systemd import (
 )
 
 from watchdog.core.model import EventType
-from watchdog.service.journal import MESSAGE_IDS
+from watchdog.telemetry.journal import MESSAGE_IDS
 
 pytestmark = pytest.mark.systemd
 

@@ -38,7 +38,7 @@ from enum import StrEnum
 
 from watchdog.alerts.base import Channel, DeliveryError
 from watchdog.core.model import AlertEvent, AlertStatus
-from watchdog.service import metrics
+from watchdog.telemetry import metrics
 
 log = logging.getLogger("watchdog.alerts")
 

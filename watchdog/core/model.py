@@ -185,7 +185,7 @@ class Severity(StrEnum):
 
 
 class EventType(StrEnum):
-    """Event types that get a fixed journald MESSAGE_ID (see :mod:`watchdog.service.journal`)."""
+    """Event types that get a fixed journald MESSAGE_ID (see :mod:`watchdog.telemetry.journal`)."""
 
     PROBE_FAILED = "probe_failed"
     CLASS_CHANGED = "class_changed"

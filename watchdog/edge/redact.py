@@ -31,7 +31,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, SecretStr
 
 PIECE = 8
-FIELDS_ATTR = "cw_journal_fields"  # where watchdog.service.journal.log_event puts structured fields
+FIELDS_ATTR = (
+    "cw_journal_fields"  # where watchdog.telemetry.journal.log_event puts structured fields
+)
 MASK = "***"
 
 _lock = threading.Lock()

@@ -61,10 +61,10 @@ from watchdog.engine.suite import ProbeSuite
 from watchdog.engine.versions import VersionWatch
 from watchdog.plugs.base import Plug
 from watchdog.plugs.dryrun import DryRunPlug
-from watchdog.service import metrics
-from watchdog.service.journal import log_event
 from watchdog.state.persist import durable_change, from_persisted, to_persisted
 from watchdog.state.store import PersistedState, Store
+from watchdog.telemetry import metrics
+from watchdog.telemetry.journal import log_event
 
 log = logging.getLogger("watchdog.engine")
 

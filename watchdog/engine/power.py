@@ -33,10 +33,10 @@ from watchdog.core.policy import Decision, Proof, proof
 from watchdog.engine.suite import ProbeSuite
 from watchdog.plugs.base import Plug
 from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
-from watchdog.service import metrics
-from watchdog.service.journal import log_event
 from watchdog.state import control, history
 from watchdog.state.store import CycleIntent, IntentStep, PersistedState, Store
+from watchdog.telemetry import metrics
+from watchdog.telemetry.journal import log_event
 
 log = logging.getLogger("watchdog.engine")
 

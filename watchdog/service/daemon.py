@@ -34,7 +34,6 @@ from watchdog.core.model import AlertEvent, AlertStatus, EventType, Severity
 from watchdog.engine.engine import Engine
 from watchdog.engine.suite import ProbeSuite
 from watchdog.probes.http import make_client
-from watchdog.service.journal import log_event, setup_logging
 from watchdog.service.metrics_server import MetricsServer, start_metrics
 from watchdog.service.notify import Notifier, watchdog_loop
 from watchdog.service.wiring import (
@@ -48,6 +47,7 @@ from watchdog.service.wiring import (
 )
 from watchdog.state import control
 from watchdog.state.store import Store
+from watchdog.telemetry.journal import log_event, setup_logging
 
 log = logging.getLogger("watchdog.daemon")
 

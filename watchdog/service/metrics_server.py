@@ -3,7 +3,7 @@
 Served by aiohttp from the daemon's own event loop (aiohttp bounds request lines and headers;
 no route reads a body); the exposition is rendered in a worker thread, one at a time, so a
 large fleet's scrape does not hold the loop. ``/metrics`` is the Prometheus text format of
-:mod:`watchdog.service.metrics`; ``/healthz`` answers 200 while the scheduler ticked within
+:mod:`watchdog.telemetry.metrics`; ``/healthz`` answers 200 while the scheduler ticked within
 twice its period, 503 otherwise. Any other method is refused (405), any other path is 404.
 A small timer task measures how late the event loop runs it: the scheduler loop's lag.
 """
@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from watchdog.config import Config
-from watchdog.service import metrics
+from watchdog.telemetry import metrics
 
 log = logging.getLogger("watchdog.metrics")
 

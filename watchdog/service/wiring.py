@@ -23,8 +23,8 @@ from watchdog.config import Config, load_config
 from watchdog.core.model import AlertEvent, AlertStatus, Condition, EventType, Severity
 from watchdog.plugs.base import Plug
 from watchdog.plugs.factory import make_plug
-from watchdog.service.journal import log_event
 from watchdog.state import history
+from watchdog.telemetry.journal import log_event
 
 # The daemon's logger: these lines are the daemon's own, wherever the code lives.
 log = logging.getLogger("watchdog.daemon")
