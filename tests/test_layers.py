@@ -20,17 +20,19 @@ ENTRY = {PACKAGE / "__main__.py", *(PACKAGE / "commands").glob("*.py")}
 def exits(tree: ast.AST) -> list[int]:
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id == "SystemExit":
-            found.append(node.lineno)
-        elif (
-            isinstance(node, ast.Attribute)
-            and node.attr in {"exit", "_exit"}
-            and isinstance(node.value, ast.Name)
-            and node.value.id in {"sys", "os"}
-        ) or (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in {"exit", "quit"}
+        if (
+            (isinstance(node, ast.Name) and node.id == "SystemExit")
+            or (
+                isinstance(node, ast.Attribute)
+                and node.attr in {"exit", "_exit"}
+                and isinstance(node.value, ast.Name)
+                and node.value.id in {"sys", "os"}
+            )
+            or (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"exit", "quit"}
+            )
         ):
             found.append(node.lineno)
     return found
