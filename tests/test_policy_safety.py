@@ -41,7 +41,8 @@ from watchdog.core.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.core.policy import Proof, evaluate, proof
+from watchdog.core.policy import evaluate
+from watchdog.core.proof import Proof, proof
 from watchdog.state.persist import from_persisted, to_persisted
 from watchdog.state.store import PersistedState
 

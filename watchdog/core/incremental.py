@@ -28,18 +28,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from watchdog.config import Config
+from watchdog.core.classify import _classify, settled
 from watchdog.core.evidence import ClusterState, FleetState, NodeState
 from watchdog.core.model import NodeClass
-from watchdog.core.policy import (
-    Decision,
-    FleetFacts,
-    _classify,
-    _wedge_signal,
-    evaluate,
-    fleet_facts,
-    settled,
-    signal_starts,
-)
+from watchdog.core.policy import Decision, evaluate
+from watchdog.core.sight import FleetFacts, _wedge_signal, fleet_facts, signal_starts
 
 Outlook = FleetFacts  # the fleet-wide facts every verdict depends on, at the last evaluation
 _LATER = float("inf")

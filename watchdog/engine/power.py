@@ -29,7 +29,8 @@ from watchdog.core.model import (
     Severity,
     Transition,
 )
-from watchdog.core.policy import Decision, Proof, proof
+from watchdog.core.policy import Decision
+from watchdog.core.proof import Proof, proof
 from watchdog.engine.suite import ProbeSuite
 from watchdog.plugs.base import Plug
 from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
