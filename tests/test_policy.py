@@ -9,6 +9,7 @@ import yaml
 
 from watchdog.config import Config, parse_config
 from watchdog.core import lifecycle
+from watchdog.core.alert_events import WATCHDOG_NODE
 from watchdog.core.evidence import (
     FleetState,
     initial_fleet,
@@ -30,7 +31,6 @@ from watchdog.core.model import (
     ProbeKind,
     ProbeResult,
 )
-from watchdog.core.paging import WATCHDOG_NODE
 from watchdog.core.policy import Decision, evaluate
 
 T0 = 1_000_000.0

@@ -15,6 +15,10 @@ judged afresh (``frozen``) and clusters whose endpoint has not answered since st
 (``unverified``) keep their pages as they are, too. A plug is paged only once the policy
 found it down (``plug_down``: missed twice, over the failure duration), and stays paged
 while it does not answer.
+
+This module owns which conditions hold for a node and for a cluster, and when each page is
+triggered or resolved; the events' words, severities and the re-stated triggers are built by
+:mod:`watchdog.core.alert_events`.
 """
 
 from __future__ import annotations
@@ -23,25 +27,23 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 
-from watchdog.core.evidence import ClusterState, Evidence, FleetState, NodeState
-from watchdog.core.hints import hint_for
+from watchdog.core.alert_events import (
+    WATCHDOG_NODE,
+    alert_event,
+    cluster_event,
+    node_event,
+    overload_event,
+    restated,
+)
+from watchdog.core.evidence import ClusterState, FleetState, NodeState
 from watchdog.core.model import (
     Action,
     ActionKind,
     AlertAction,
-    AlertEvent,
     AlertStatus,
     Condition,
     FailureKind,
     NodeClass,
-    Severity,
-)
-
-WATCHDOG_NODE = "watchdog"  # the pseudo-node that fleet-level (blind) alerts are about
-SSH_DOWN_HINT = (
-    "sshd does not answer but the model serves: check sshd on the node (stopped or crashed, a "
-    "broken sshd_config after an upgrade, MaxStartups throttling during an ssh scan, a firewall "
-    "change); it is never power-cycled while it serves"
 )
 
 # While one of these holds for a member node, a failing endpoint is explained by it, so the
@@ -78,18 +80,6 @@ _PAGED_AS_CLASS = frozenset({NodeClass.GIVEN_UP, NodeClass.POWERED_OFF, NodeClas
 # Classes a cluster's endpoint page is about (when no member's trouble explains them).
 _ENDPOINT_CLASSES = frozenset({NodeClass.DEGRADED, NodeClass.MISCONFIGURED})
 _SUSPECT_KEEPS = frozenset({Condition.WEDGED, Condition.SSH_DOWN, Condition.MISCONFIGURED})
-_SEVERITY = {
-    Condition.WEDGED: Severity.CRITICAL,
-    Condition.SSH_DOWN: Severity.ERROR,
-    Condition.GIVEN_UP: Severity.CRITICAL,
-    Condition.BLIND: Severity.CRITICAL,
-    Condition.CYCLE_FAILED: Severity.CRITICAL,
-    Condition.DEGRADED: Severity.ERROR,
-    Condition.POWERED_OFF: Severity.ERROR,
-    Condition.MISCONFIGURED: Severity.WARNING,
-    Condition.PLUG: Severity.WARNING,
-    Condition.OVERLOADED: Severity.CRITICAL,
-}
 
 
 def _node_conditions(st: NodeState, plug_down: bool) -> set[Condition]:
@@ -138,7 +128,7 @@ def derive_alerts(
     clusters (``members_of`` maps a cluster to its nodes, so no scan is needed)."""
     out: list[Action] = []
     if fleet.restate:
-        out += _restated(fleet, now)
+        out += restated(fleet, now)
         fleet = replace(fleet, restate=False)
     if (overload is not None) != fleet.overload_alert_open:
         out.append(AlertAction(overload_event(overload, now)))
@@ -146,7 +136,7 @@ def derive_alerts(
     if (blind is not None) != fleet.blind_alert_open and (blind is not None or sees):
         status = AlertStatus.TRIGGER if blind else AlertStatus.RESOLVE
         out.append(
-            _event(
+            alert_event(
                 WATCHDOG_NODE,
                 "",
                 Condition.BLIND,
@@ -169,10 +159,10 @@ def derive_alerts(
         want = _node_conditions(st, name in plug_down)
         for cond in sorted(want | st.open_alerts):
             if cond not in want:
-                out.append(_node_event(st, cond, AlertStatus.RESOLVE, now))
+                out.append(node_event(st, cond, AlertStatus.RESOLVE, now))
             elif cond not in st.open_alerts or (cond is Condition.WEDGED and st.since == now):
                 # New, or the wedge incident moved on (wedged -> cycling -> booting).
-                out.append(_node_event(st, cond, AlertStatus.TRIGGER, now))
+                out.append(node_event(st, cond, AlertStatus.TRIGGER, now))
         if st.open_alerts != want:
             nodes[name] = replace(st, open_alerts=frozenset(want))
     fleet = replace(fleet, nodes=nodes)
@@ -191,41 +181,13 @@ def derive_alerts(
             if cond in want_c and cond in cs.open_alerts:
                 continue  # still open: the dispatcher re-notifies on its own schedule
             if cond in want_c:
-                out.append(_cluster_event(cs, cond, AlertStatus.TRIGGER, want_c[cond], now))
+                out.append(cluster_event(cs, cond, AlertStatus.TRIGGER, want_c[cond], now))
             elif not any(m.cls in _EXPLAINS_ENDPOINT for m in members):
-                out.append(_cluster_event(cs, cond, AlertStatus.RESOLVE, None, now))
+                out.append(cluster_event(cs, cond, AlertStatus.RESOLVE, None, now))
             else:
                 want_c[cond] = members[0]  # keep open while it is explained by a member
         fleet = fleet.with_cluster(replace(cs, open_alerts=frozenset(want_c)))
     return fleet, [a for a in out if a is not None]
-
-
-def _restated(fleet: FleetState, now: float) -> list[Action]:
-    """Every open page as a ``restated`` trigger (the dispatcher adopts it, sends nothing)."""
-    out: list[AlertAction] = []
-    if fleet.overload_alert_open:
-        out.append(AlertAction(overload_event("it was overloaded before a restart", now)))
-    if fleet.blind_alert_open:
-        out.append(
-            _event(
-                WATCHDOG_NODE,
-                "",
-                Condition.BLIND,
-                AlertStatus.TRIGGER,
-                now,
-                summary="watchdog cannot see",
-                done="no power action anywhere while blind",
-            )
-        )
-    for st in fleet.nodes.values():
-        out += [_node_event(st, c, AlertStatus.TRIGGER, now) for c in sorted(st.open_alerts)]
-    for cs in fleet.clusters.values():
-        members = [n for n in fleet.nodes.values() if n.cluster == cs.name]
-        member = members[0] if members else None
-        out += [
-            _cluster_event(cs, c, AlertStatus.TRIGGER, member, now) for c in sorted(cs.open_alerts)
-        ]
-    return [AlertAction(replace(a.event, restated=True)) for a in out]
 
 
 def _clusters(fleet: FleetState, only: Collection[str] | None) -> list[ClusterState]:
@@ -240,160 +202,3 @@ def _members(
     if index is None:
         return [n for n in fleet.nodes.values() if n.cluster == cluster]
     return [fleet.nodes[n] for n in index.get(cluster, ())]
-
-
-def _node_event(st: NodeState, cond: Condition, status: AlertStatus, now: float) -> AlertAction:
-    ev = st.ssh
-    if status is AlertStatus.RESOLVE:
-        summary = f"{st.name}: {cond.value} resolved ({st.cls.value})"
-        return _event(st.name, st.cluster, cond, status, now, summary=summary, seen=st.reason)
-    if cond is Condition.PLUG:
-        return _plug_event(st, now)
-    done = {
-        # What holds the power cycle back, when something does.
-        NodeClass.WEDGED: "power cycle pending" if st.blocked is None else st.blocked.text,
-        NodeClass.CYCLING: "power cycle started",
-        NodeClass.BOOTING: "power restored; waiting for boot and model load",
-        NodeClass.GIVEN_UP: "no more power cycles: latched until an operator runs "
-        f"'cluster-watchdog clear {st.name}'",
-        NodeClass.POWERED_OFF: "nothing (power_on_if_off is off)",
-        NodeClass.SSH_DOWN: "no power action: the model still serves",
-    }.get(st.cls, "alerted")
-    todo = {
-        Condition.WEDGED: ev.last_hint or "none needed if it recovers; else check the node",
-        Condition.GIVEN_UP: "go to the node: power, BIOS 'restore on AC power loss', boot log",
-        Condition.POWERED_OFF: "switch the plug on, or run 'cluster-watchdog cycle' if intended",
-        Condition.CYCLE_FAILED: "check the plug and the node's power by hand",
-        Condition.MISCONFIGURED: ev.last_hint or "check the node's sshd port",
-        Condition.SSH_DOWN: SSH_DOWN_HINT,
-    }.get(cond, "")
-    summary = f"{st.name} {cond.value.replace('_', ' ')}: {st.reason}"
-    return _event(
-        st.name,
-        st.cluster,
-        cond,
-        status,
-        now,
-        summary=summary,
-        seen=st.reason,
-        done=done,
-        todo=todo,
-        failure=ev.last_failure,
-    )
-
-
-def _plug_event(st: NodeState, now: float) -> AlertAction:
-    """The actuator is unusable: said before it is needed, about the plug, not the node."""
-    plug = st.plug
-    kind = plug.failure if plug and plug.failure else FailureKind.PLUG_UNREACHABLE
-    detail = plug.detail if plug and plug.detail else kind.value
-    done = "no power action is possible through it" + (
-        f"; the node is {st.cls.value}" if st.cls is not NodeClass.HEALTHY else ""
-    )
-    return _event(
-        st.name,
-        st.cluster,
-        Condition.PLUG,
-        AlertStatus.TRIGGER,
-        now,
-        summary=f"{st.name}: its plug is unusable ({kind.value}): {detail}",
-        seen=f"plug: {detail}",
-        done=done,
-        todo=hint_for(kind),
-        failure=kind,
-    )
-
-
-def _cluster_event(
-    cs: ClusterState, cond: Condition, status: AlertStatus, member: NodeState | None, now: float
-) -> AlertAction:
-    if status is AlertStatus.RESOLVE or member is None:
-        return _event(
-            cs.name,
-            cs.name,
-            cond,
-            AlertStatus.RESOLVE,
-            now,
-            summary=f"cluster {cs.name}: endpoint {cond.value} resolved",
-        )
-    faults = [ev for ev in cs.probes.values() if ev.failing]
-    ev = (
-        max(
-            faults,
-            key=lambda e: (bool(e.last_failure and e.last_failure.is_config_fault), e.consecutive),
-        )
-        if faults
-        else Evidence()
-    )
-    return _event(
-        cs.name,
-        cs.name,
-        cond,
-        status,
-        now,
-        summary=f"cluster {cs.name} endpoint {cond.value}: {member.reason}",
-        seen=member.reason,
-        done="alert only: power never fixes this"
-        if cond is Condition.MISCONFIGURED
-        else "alert only: sshd answers, so no power action",
-        todo=ev.last_hint,
-        failure=ev.last_failure,
-    )
-
-
-def _event(
-    node: str,
-    cluster: str,
-    cond: Condition,
-    status: AlertStatus,
-    now: float,
-    *,
-    summary: str,
-    seen: str = "",
-    done: str = "",
-    todo: str = "",
-    failure: FailureKind | None = None,
-) -> AlertAction:
-    sev = _SEVERITY[cond] if status is AlertStatus.TRIGGER else Severity.INFO
-    return AlertAction(
-        AlertEvent(
-            node=node,
-            cluster=cluster,
-            condition=cond,
-            status=status,
-            severity=sev,
-            summary=summary,
-            seen=seen,
-            done=done,
-            todo=todo,
-            at=now,
-            failure=failure,
-        )
-    )
-
-
-def overload_event(reason: str | None, now: float) -> AlertEvent:
-    """The one fleet-level page while the watchdog cannot keep up, and its resolve."""
-    if reason is None:
-        return AlertEvent(
-            node=WATCHDOG_NODE,
-            cluster="",
-            condition=Condition.OVERLOADED,
-            status=AlertStatus.RESOLVE,
-            severity=Severity.INFO,
-            summary="watchdog keeps up again",
-            seen="its event loop runs on time",
-            at=now,
-        )
-    return AlertEvent(
-        node=WATCHDOG_NODE,
-        cluster="",
-        condition=Condition.OVERLOADED,
-        status=AlertStatus.TRIGGER,
-        severity=Severity.CRITICAL,
-        summary="watchdog overloaded: it cannot probe on time",
-        seen=reason,
-        done="no node is judged on failing evidence and no power action runs while it lasts",
-        todo="give the watchdog more CPU, or watch fewer nodes / probe less often per instance",
-        at=now,
-    )
