@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from watchdog.commands import cli
+from watchdog.commands import cli, operator_requests
 from watchdog.commands.status import read_status
 from watchdog.config import load_config
 from watchdog.sim.cluster import NodeFault
@@ -591,7 +591,7 @@ def test_a_request_the_daemon_never_takes_is_withdrawn_after_the_timeout(
 ) -> None:
     """A stuck daemon must not pick up an operator's request long after the CLI gave up."""
     directory = offline.parent / "state"
-    monkeypatch.setattr(cli, "RESPONSE_TIMEOUT", 0.3)
+    monkeypatch.setattr(operator_requests, "RESPONSE_TIMEOUT", 0.3)
     for name in ("STATE_DIRECTORY", "CLUSTER_WATCHDOG_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     lock = control.DaemonLock(directory)  # a "daemon" that holds the lock and never answers
@@ -609,7 +609,7 @@ def test_a_request_taken_but_not_answered_is_reported_as_such(
     offline: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     directory = offline.parent / "state"
-    monkeypatch.setattr(cli, "RESPONSE_TIMEOUT", 1.0)
+    monkeypatch.setattr(operator_requests, "RESPONSE_TIMEOUT", 1.0)
     for name in ("STATE_DIRECTORY", "CLUSTER_WATCHDOG_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     taken: list[control.Request] = []
