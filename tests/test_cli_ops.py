@@ -34,7 +34,7 @@ from watchdog.commands.status import read_status
 from watchdog.config import load_config
 from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness, Timings
-from watchdog.state import control
+from watchdog.state import control, locks
 from watchdog.state.store import NodeRecord, PersistedState, Store
 
 pytestmark = pytest.mark.e2e  # real daemon processes: not in the fast lane
@@ -449,7 +449,7 @@ def _has_open(pid: int, path: Path) -> bool:
 
 def test_an_offline_edit_waits_for_the_state_lock(offline: Path) -> None:
     directory = offline.parent / "state"
-    with control.state_lock(directory):
+    with locks.state_lock(directory):
         proc = subprocess.Popen(
             _argv(offline, "pause", A),
             stdin=subprocess.DEVNULL,
@@ -459,7 +459,7 @@ def test_an_offline_edit_waits_for_the_state_lock(offline: Path) -> None:
             env=_ENV,
         )
         deadline = time.monotonic() + 20
-        while not _has_open(proc.pid, directory / control.STATE_LOCK):
+        while not _has_open(proc.pid, directory / locks.STATE_LOCK):
             assert proc.poll() is None, "the CLI finished while the state lock was held"
             assert time.monotonic() < deadline, "the CLI never opened the state lock"
             time.sleep(0.02)
@@ -594,7 +594,7 @@ def test_a_request_the_daemon_never_takes_is_withdrawn_after_the_timeout(
     monkeypatch.setattr(operator_requests, "RESPONSE_TIMEOUT", 0.3)
     for name in ("STATE_DIRECTORY", "CLUSTER_WATCHDOG_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    lock = control.DaemonLock(directory)  # a "daemon" that holds the lock and never answers
+    lock = locks.DaemonLock(directory)  # a "daemon" that holds the lock and never answers
     lock.acquire()
     try:
         assert cli.main(["cycle", A, "--yes", "-c", str(offline)]) == 1
@@ -620,7 +620,7 @@ def test_a_request_taken_but_not_answered_is_reported_as_such(
             taken.extend(control.take_requests(directory))
             time.sleep(0.02)
 
-    lock = control.DaemonLock(directory)
+    lock = locks.DaemonLock(directory)
     lock.acquire()
     worker = threading.Thread(target=daemon_that_dies_before_answering)
     worker.start()

@@ -18,24 +18,22 @@ import pytest
 
 from watchdog.core.errors import ControlError
 from watchdog.state.control import (
-    DaemonLock,
     Op,
     Request,
     Response,
-    daemon_running,
     new_request,
     respond,
-    state_lock,
     submit,
     take_requests,
     wait_response,
 )
+from watchdog.state.locks import DaemonLock, daemon_running, state_lock
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from watchdog.state.control import DaemonLock
+    from watchdog.state.locks import DaemonLock
     DaemonLock(Path(sys.argv[1])).acquire()
     print("locked", flush=True)
     time.sleep(60)

@@ -19,7 +19,7 @@ from watchdog.commands.handlers import EX_FAIL, EX_OK, require_node, state_dir
 from watchdog.config import Config, load_config
 from watchdog.core import lifecycle
 from watchdog.core.errors import ControlError
-from watchdog.state import control
+from watchdog.state import control, locks
 from watchdog.state.persist import from_persisted, to_persisted
 from watchdog.state.store import PersistedState, StateUnreadable, Store
 
@@ -37,8 +37,8 @@ def cmd_op(args: argparse.Namespace) -> int:
         print("not confirmed; nothing done")
         return EX_FAIL
     directory = state_dir(cfg)
-    with control.state_lock(directory):
-        pid = control.daemon_running(directory)
+    with locks.state_lock(directory):
+        pid = locks.daemon_running(directory)
         if pid is None:
             if op.needs_daemon:
                 raise ControlError(

@@ -13,7 +13,7 @@ from typing import Any
 
 from watchdog.config import Config
 from watchdog.core.errors import ControlError, StoreError
-from watchdog.state import control
+from watchdog.state import locks
 from watchdog.state.store import Store
 
 
@@ -51,7 +51,7 @@ def read_status(cfg: Config, directory: Path, *, now: float) -> dict[str, Any]:
             "power_action_in_flight": node.name in intents,
         }
     try:
-        pid = control.daemon_running(directory)
+        pid = locks.daemon_running(directory)
     except ControlError:
         pid = None
     return {

@@ -45,7 +45,7 @@ from watchdog.service.wiring import (
     load,
     state_reset_event,
 )
-from watchdog.state import control
+from watchdog.state import locks
 from watchdog.state.store import Store
 from watchdog.telemetry.journal import log_event, setup_logging
 
@@ -117,7 +117,7 @@ class Daemon:
         if self.configure_logging:
             setup_logging(cfg.watchdog.log_level, journal=self.log_journal)
         state_dir = cfg.state_path(self.env)
-        lock = control.DaemonLock(state_dir)
+        lock = locks.DaemonLock(state_dir)
         lock.acquire()  # ControlError: another daemon owns this state directory
         try:
             await self.startup(cfg, Store(state_dir), state_dir)
@@ -132,7 +132,7 @@ class Daemon:
     async def startup(self, cfg: Config, store: Store, state_dir: Path) -> None:
         """State and adapters, half-done cycles finished, jobs scheduled, then ``READY=1``."""
         self._cfg = cfg
-        with control.state_lock(state_dir):
+        with locks.state_lock(state_dir):
             loaded = store.load()
         self._client = client = make_client()
         self._dispatcher = dispatcher = self._new_dispatcher(cfg)

@@ -9,7 +9,7 @@ remembers, so that the cycle budget, latches and pauses survive a daemon restart
 called *before* the plug is switched off: on start-up the daemon finds the intent and
 finishes the cycle.
 
-What is *not* here: locking. Writers are serialised by :func:`watchdog.state.control.state_lock`
+What is *not* here: locking. Writers are serialised by :func:`watchdog.state.locks.state_lock`
 (the daemon's saves and the CLI's direct edits); this module never imports that one because
 adapters do not import each other.
 
