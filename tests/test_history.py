@@ -21,7 +21,7 @@ from watchdog.core.model import (
     PowerAction,
     Severity,
 )
-from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport
+from watchdog.plugs.cycle_steps import CycleOutcome, CycleStep, StepReport
 from watchdog.sim.harness import Harness
 from watchdog.state import history
 

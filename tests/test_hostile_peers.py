@@ -26,7 +26,8 @@ from watchdog.config import Endpoint, parse_config
 from watchdog.config import Plug as PlugConfig
 from watchdog.core.errors import PlugError, PlugFailure
 from watchdog.core.model import FailureKind
-from watchdog.plugs.cycle import CycleStep, power_cycle
+from watchdog.plugs.cycle import power_cycle
+from watchdog.plugs.cycle_steps import CycleStep
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.plugs.kasa_bounded import MAX_ANSWER
 from watchdog.probes import make_client, probe_models, probe_tool_call

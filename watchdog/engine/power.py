@@ -33,7 +33,8 @@ from watchdog.core.policy import Decision
 from watchdog.core.proof import Proof, proof
 from watchdog.engine.suite import ProbeSuite
 from watchdog.plugs.base import Plug
-from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
+from watchdog.plugs.cycle import ensure_on, power_cycle
+from watchdog.plugs.cycle_steps import CycleOutcome, CycleStep, StepReport
 from watchdog.state import control, history
 from watchdog.state.store import CycleIntent, IntentStep, PersistedState, Store
 from watchdog.telemetry import metrics

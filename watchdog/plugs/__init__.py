@@ -5,7 +5,8 @@ Orchestration uses :class:`Plug`, :func:`make_plug`, :func:`power_cycle` and
 """
 
 from watchdog.plugs.base import Plug, failure_kind, unreachable_reading
-from watchdog.plugs.cycle import CycleOutcome, CycleStep, StepReport, ensure_on, power_cycle
+from watchdog.plugs.cycle import ensure_on, power_cycle
+from watchdog.plugs.cycle_steps import CycleOutcome, CycleStep, StepReport
 from watchdog.plugs.dryrun import DryRunPlug
 from watchdog.plugs.factory import make_plug
 
