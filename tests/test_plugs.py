@@ -21,7 +21,8 @@ from watchdog.config import Plug as PlugConfig
 from watchdog.core.errors import ConfigError, PlugError, PlugFailure
 from watchdog.core.model import FailureKind
 from watchdog.plugs import DryRunPlug, Plug, make_plug
-from watchdog.plugs.kasa import TIMER_NAME, KasaPlug, classify
+from watchdog.plugs.kasa import KasaPlug, classify
+from watchdog.plugs.kasa_timer import TIMER_NAME
 from watchdog.sim.kasa import KasaEmulator, PlugFault
 
 HS110 = "HS110(EU)_1.0_1.2.5"

@@ -1,7 +1,8 @@
 """Power switches: the Plug interface, its drivers and the one power-cycle procedure.
 
 Orchestration uses :class:`Plug`, :func:`make_plug`, :func:`power_cycle` and
-:func:`ensure_on`; only :mod:`watchdog.plugs.kasa` knows python-kasa.
+:func:`ensure_on`; only :mod:`watchdog.plugs.kasa` (with its ``kasa_bounded`` and
+``kasa_timer``) knows python-kasa.
 """
 
 from watchdog.plugs.base import Plug, failure_kind, unreachable_reading

@@ -1,4 +1,5 @@
-"""TP-Link Kasa/Tapo driver over python-kasa (>= 0.12); with ``kasa_bounded`` the only importer.
+"""TP-Link Kasa/Tapo driver over python-kasa (>= 0.12); with ``kasa_bounded`` and ``kasa_timer``
+the only importer.
 
 Owns one outlet: a single plug, or one outlet of a strip chosen by index (from 0) or alias.
 Every python-kasa exception is translated here into :class:`~watchdog.core.errors.PlugError`
@@ -13,11 +14,9 @@ python-kasa retries every request 3 more times itself (worst case about 4 x time
 that is the one retry loop for plug I/O, so nothing here retries a single request. The
 connected device is cached and dropped after any error, so the next call reconnects.
 
-Device-side timer (docs/design.md, "Crash safety"): legacy Kasa firmware has a ``count_down`` rule
-that switches the relay by itself. python-kasa's ``Countdown`` module asks for the service
-``countdown`` (wrong name), so the rule is set through the raw protocol query. Tapo firmware
-has ``add_countdown_rule`` on its own API; that path follows the published method shape but
-has no emulator to test it against (see the report in the repository history).
+Device-side timer (docs/design.md, "Crash safety"): the rule that switches the relay on by
+itself is set by :mod:`.kasa_timer` (legacy ``count_down`` through the raw protocol query,
+Tapo's ``add_countdown_rule``); a device without one is remembered and not asked again.
 """
 
 from __future__ import annotations
@@ -26,11 +25,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from kasa import AuthenticationError, Credentials, Device, DeviceConfig, KasaException, Module
 from kasa.deviceconfig import DeviceConnectionParameters, DeviceEncryptionType, DeviceFamily
-from kasa.exceptions import DeviceError, SmartErrorCode
 from kasa.exceptions import TimeoutError as KasaTimeoutError
 from kasa.iot import IotDevice
 
@@ -42,12 +40,10 @@ from watchdog.edge.bounded import printable
 from watchdog.edge.redact import redact
 from watchdog.plugs.base import unreachable_reading
 from watchdog.plugs.kasa_bounded import connect as bounded_connect
+from watchdog.plugs.kasa_timer import iot_countdown, smart_countdown
 
 T = TypeVar("T")
 _Refresh = Literal["none", "state", "all"]
-TIMER_NAME = "cluster-watchdog"
-_MODULE_NOT_SUPPORTED = -1  # legacy firmware's answer for a service it does not have
-_UNSUPPORTED_SMART = {SmartErrorCode.UNKNOWN_METHOD_ERROR, SmartErrorCode.PARAMS_ERROR}
 
 
 def connection_type(cfg: PlugConfig) -> DeviceConnectionParameters:
@@ -146,9 +142,7 @@ class KasaPlug:
         seconds = max(1, math.ceil(delay))
 
         async def op(dev: Device) -> bool:
-            if isinstance(dev, IotDevice):
-                return await self._iot_countdown(dev, seconds)
-            return await self._smart_countdown(dev, seconds)
+            return await self._countdown(dev, seconds)
 
         return await self._run("arm the switch-on timer", op)
 
@@ -157,10 +151,7 @@ class KasaPlug:
             return
 
         async def op(dev: Device) -> None:
-            if isinstance(dev, IotDevice):
-                await self._iot_countdown(dev, None)
-            else:
-                await self._smart_countdown(dev, None)
+            await self._countdown(dev, None)
 
         await self._run("disarm the switch-on timer", op)
 
@@ -251,54 +242,17 @@ class KasaPlug:
             detail=printable(str(target.alias or self._host), 120),
         )
 
-    async def _iot_countdown(self, dev: IotDevice, seconds: int | None) -> bool:
-        """Replace the outlet's count_down rule by ours (``seconds``) or by none."""
-        calls: dict[str, Any] = {"delete_all_rules": {}}
-        if seconds is not None:
-            calls["add_rule"] = {"enable": 1, "delay": seconds, "act": 1, "name": TIMER_NAME}
-        query: dict[str, Any] = {"count_down": calls}
+    async def _countdown(self, dev: Device, seconds: int | None) -> bool:
+        """Set our switch-on rule (``seconds``) or clear it (None); False, and not asked for
+        again, when the device has no countdown service (:mod:`.kasa_timer`)."""
         target = self._target(dev)
-        if target is not dev:
-            query["context"] = {"child_ids": [target.child_id]}  # type: ignore[attr-defined]
-        answer = (await dev.protocol.query(query)).get("count_down", {})
-        if answer.get("err_code") == _MODULE_NOT_SUPPORTED:
+        if isinstance(dev, IotDevice):
+            ok = await iot_countdown(dev, target, seconds, self.label)
+        else:
+            ok = await smart_countdown(target, seconds)
+        if not ok:
             self._timer_missing = True
-            return False
-        for call in calls:
-            result = answer.get(call, {}) if isinstance(answer, dict) else {}
-            if result.get("err_code") != 0:
-                raise PlugError(
-                    PlugFailure.PROTOCOL,
-                    f"plug {self.label}: count_down.{call} answered {printable(repr(result), 200)}",
-                )
-        return True
-
-    async def _smart_countdown(self, dev: Device, seconds: int | None) -> bool:
-        """Tapo / smart firmware: one countdown rule per device, edited in place."""
-        target: Any = self._target(dev)
-        try:
-            listed = await target._query_helper("get_countdown_rules")
-            rules = listed.get("get_countdown_rules", listed).get("rule_list", [])
-            if seconds is None:
-                for rule in rules:
-                    await target._query_helper("edit_countdown_rule", {**rule, "enable": False})
-                return True
-            params = {
-                "delay": seconds,
-                "desired_states": {"on": True},
-                "enable": True,
-                "remain": seconds,
-            }
-            if rules:
-                await target._query_helper("edit_countdown_rule", {**params, "id": rules[0]["id"]})
-            else:
-                await target._query_helper("add_countdown_rule", params)
-            return True
-        except DeviceError as exc:
-            if exc.error_code in _UNSUPPORTED_SMART:
-                self._timer_missing = True
-                return False
-            raise
+        return ok
 
     def _scrub(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
