@@ -37,7 +37,8 @@ import psutil
 from _common import load, machine_facts
 
 import watchdog.sim.banner as banner_mod
-from watchdog.sim.harness import Harness, Timings
+from watchdog.sim.harness import Harness
+from watchdog.sim.harness_config import Timings
 from watchdog.sim.kasa import KasaEmulator
 from watchdog.sim.witness import WitnessServer
 

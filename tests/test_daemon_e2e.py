@@ -19,7 +19,8 @@ import yaml
 
 from watchdog.config import parse_config
 from watchdog.sim.cluster import NodeFault
-from watchdog.sim.harness import Harness, Timings
+from watchdog.sim.harness import Harness
+from watchdog.sim.harness_config import Timings
 from watchdog.sim.receiver import Received
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.sim.harness import Outcome
+from watchdog.sim.harness_config import Outcome
 from watchdog.sim.scenarios import SCENARIOS, run_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -1,6 +1,6 @@
 """Expected outcomes of the scenario catalogue, as checks on what the world recorded.
 
-Each check reads an :class:`~watchdog.sim.harness.Outcome` — the plugs' own power records and
+Each check reads an :class:`~watchdog.sim.harness_config.Outcome` — the plugs' own power records and
 the alerts as the webhook received them, never the daemon's word — and returns ``None`` when
 it holds, or one line saying what happened instead.
 """
@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from watchdog.sim.harness import Outcome
+from watchdog.sim.harness_config import Outcome
 
 Check = Callable[[Outcome], "str | None"]
 

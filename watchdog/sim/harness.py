@@ -5,7 +5,8 @@ starts the simulated cluster (fake vLLM, banner servers, Kasa plug emulators), a
 receiver (the on-call side), a witness target, writes a config pointing at them, and runs
 ``cluster-watchdog run`` — in this process (the :class:`~watchdog.service.daemon.Daemon` itself) or
 as a child process when a scenario must ``kill -9`` it. Outcomes are read from the plugs'
-own records and the alerts as received, never from the daemon's word.
+own records and the alerts as received, never from the daemon's word. The timings, the
+config document and the outcome are :mod:`watchdog.sim.harness_config`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,59 +28,10 @@ from watchdog.commands.status import read_status
 from watchdog.core.model import NodeClass
 from watchdog.service.daemon import Daemon
 from watchdog.sim.cluster import SimCluster, SimTimings
-from watchdog.sim.kasa import PowerEvent
+from watchdog.sim.harness_config import Outcome, Timings, daemon_config
 from watchdog.sim.receiver import AlertReceiver
 from watchdog.sim.vllm_profiles import NEWEST
 from watchdog.sim.witness import WitnessServer
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Compressed timings at speed 1; every duration is divided by the speed."""
-
-    probe_interval: float = 1.0
-    probe_timeout: float = 0.5
-    tool_call_interval: float = 2.0
-    tool_call_timeout: float = 1.5
-    failure_threshold: int = 3
-    failure_duration: float = 2.0
-    confirm_interval: float = 0.5
-    startup_timeout: float = 20.0
-    boot_timeout: float = 8.0
-    serve_timeout: float = 16.0
-    off_time: float = 2.0
-    max_cycles: int = 3
-    backoff: float = 1.0
-    plug_validate: float = 5.0
-    boot_delay: float = 2.0
-    load_delay: float = 2.0
-    slow_factor: float = 3.0
-
-    def scaled(self, speed: float) -> Timings:
-        out = {}
-        for name, value in self.__dict__.items():
-            is_count = name in ("failure_threshold", "max_cycles", "slow_factor")
-            out[name] = value if is_count else value / speed
-        return Timings(**out)
-
-
-@dataclass
-class Outcome:
-    """What happened, from the world's side."""
-
-    records: dict[str, list[PowerEvent]]
-    alerts: list[dict[str, Any]]
-    classes: dict[str, str]
-    latched: set[str]
-    elapsed: float
-    notes: list[str] = field(default_factory=list)
-
-    def offs(self, node: str) -> int:
-        return sum(1 for e in self.records.get(node, []) if not e.on)
-
-
-def _fmt(seconds: float) -> str:
-    return f"{seconds:.3f}s"
 
 
 class Harness:
@@ -139,57 +90,15 @@ class Harness:
         await self.sim.stop()
 
     def config(self) -> dict[str, Any]:
-        t = self.t
-        clusters = self.sim.config_clusters()
-        for c in clusters:
-            ep = c["endpoint"]
-            ep["health"] = {"interval": _fmt(t.probe_interval), "timeout": _fmt(t.probe_timeout)}
-            ep["models"] = {"interval": _fmt(t.probe_interval), "timeout": _fmt(t.probe_timeout)}
-            ep["tool_call"] = {
-                "interval": _fmt(t.tool_call_interval),
-                "timeout": _fmt(t.tool_call_timeout),
-            }
-            for n in c["nodes"]:
-                n["ssh"] = {
-                    **n["ssh"],
-                    "interval": _fmt(t.probe_interval),
-                    "timeout": _fmt(t.probe_timeout),
-                }
-                n["plug"]["timeout"] = "1s"  # python-kasa takes whole seconds
-                n["plug"]["validate_interval"] = _fmt(t.plug_validate)
-        return {
-            "watchdog": {
-                "state_dir": str(self.state_dir),
-                "interface": "lo",
-                "witnesses": [
-                    {
-                        "host": "127.0.0.1",
-                        "port": self.witness.port,
-                        "timeout": _fmt(t.probe_timeout),
-                    }
-                ],
-            },
-            "policy": {
-                "failure_threshold": t.failure_threshold,
-                "failure_duration": _fmt(t.failure_duration),
-                "confirm_interval": _fmt(t.confirm_interval),
-                "startup_timeout": _fmt(t.startup_timeout),
-                "boot_timeout": _fmt(t.boot_timeout),
-                "serve_timeout": _fmt(t.serve_timeout),
-                "off_time": _fmt(t.off_time),
-                "max_cycles": t.max_cycles,
-                "cycle_window": "1h",
-                "backoff": _fmt(t.backoff),
-                "plug_confirm_timeout": _fmt(max(2.0, 5.0 / self.speed)),
-                "plug_poll_interval": _fmt(0.2 / self.speed),
-            },
-            "alerts": {
-                "channels": [{"type": "webhook", "name": "on-call", "url": f"{self.rx.url}/hook"}],
-                "renotify": "0s",
-                "retry_backoff": "0.1s",
-            },
-            "clusters": clusters,
-        }
+        """The daemon's config document for this run (:func:`daemon_config`)."""
+        return daemon_config(
+            self.t,
+            self.speed,
+            self.sim,
+            state_dir=self.state_dir,
+            witness_port=self.witness.port,
+            receiver_url=self.rx.url,
+        )
 
     def write_config(self, doc: dict[str, Any] | None = None) -> None:
         self.config_path.write_text(yaml.safe_dump(doc or self.config(), sort_keys=False))

@@ -30,7 +30,8 @@ from watchdog.sim.expect import (
     powered_on_at_end,
     sequence,
 )
-from watchdog.sim.harness import Harness, Outcome, Timings
+from watchdog.sim.harness import Harness
+from watchdog.sim.harness_config import Outcome, Timings
 from watchdog.sim.scripts import CLUSTER, A, Script
 from watchdog.sim.vllm import NEWEST, VllmMode
 
