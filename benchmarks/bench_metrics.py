@@ -48,7 +48,9 @@ from watchdog.config import Config
 from watchdog.core.evidence import FleetState
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.service.metrics_server import MetricsServer, channel_names
-from watchdog.sim.cluster import SimCluster, SimNodeSpec
+from watchdog.sim.cluster import SimCluster
+from watchdog.sim.cluster_config import config_clusters
+from watchdog.sim.sim_node import SimNodeSpec
 from watchdog.telemetry import metrics
 
 SIZES = (2, 100)
@@ -110,7 +112,7 @@ def live_config(sims: list[SimCluster], state: Path, port: int) -> dict[str, Any
     return {
         "watchdog": {"state_dir": str(state), "dry_run": True, "interface": "lo"},
         "metrics": {"listen": f"127.0.0.1:{port}"},
-        "clusters": [c for sim in sims for c in sim.config_clusters()],
+        "clusters": [c for sim in sims for c in config_clusters(sim)],
     }
 
 

@@ -33,8 +33,10 @@ from watchdog.commands.check import run_check
 from watchdog.config import parse_config
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind
-from watchdog.sim.cluster import NodeFault, SimCluster
+from watchdog.sim.cluster import SimCluster
+from watchdog.sim.cluster_config import config_clusters
 from watchdog.sim.kasa import PlugFault
+from watchdog.sim.sim_node import NodeFault
 from watchdog.sim.vllm import NEWEST, PROFILES, VllmMode
 
 pytestmark = pytest.mark.e2e  # runs cluster-watchdog check as a real process: not in the fast lane
@@ -119,7 +121,7 @@ def config_data(
     sim: SimThread, tmp_path: Path, endpoint_timeouts: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """A whole config for the simulated cluster, with compressed timeouts."""
-    clusters = sim.cluster.config_clusters(api_key_env=KEY_ENV)
+    clusters = config_clusters(sim.cluster, api_key_env=KEY_ENV)
     endpoint = clusters[0]["endpoint"]
     for probe in ("health", "models", "tool_call", "progress"):
         timeout = (endpoint_timeouts or {}).get(probe, TIMEOUT)

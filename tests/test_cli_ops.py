@@ -32,9 +32,9 @@ import pytest
 from watchdog.commands import cli, operator_requests
 from watchdog.commands.status import read_status
 from watchdog.config import load_config
-from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness
 from watchdog.sim.harness_config import Timings
+from watchdog.sim.sim_node import NodeFault
 from watchdog.state import control, locks
 from watchdog.state.store import NodeRecord, PersistedState, Store
 

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from watchdog.config import parse_config
-from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness
 from watchdog.sim.harness_config import Timings
 from watchdog.sim.receiver import Received
+from watchdog.sim.sim_node import NodeFault
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 A = "spark-1"

@@ -17,7 +17,9 @@ from kasa import Device, DeviceConfig
 from kasa.deviceconfig import DeviceConnectionParameters, DeviceEncryptionType, DeviceFamily
 
 from watchdog.config import parse_config
-from watchdog.sim.cluster import ENDPOINT, NodeFault, SimCluster, SimNodeSpec, SimTimings
+from watchdog.sim.cluster import ENDPOINT, SimCluster
+from watchdog.sim.cluster_config import config_snippet
+from watchdog.sim.sim_node import NodeFault, SimNodeSpec, SimTimings
 from watchdog.sim.vllm import VllmMode
 
 BOOT = 0.2
@@ -258,7 +260,7 @@ async def test_a_shared_strip_switches_each_node_by_its_outlet() -> None:
         assert one.powered and not two.powered
         assert sim.power_record("spark-1") == []
         assert [e.on for e in sim.power_record("spark-2")] == [False]
-        assert "outlet: 1" in sim.config_snippet()
+        assert "outlet: 1" in config_snippet(sim)
     finally:
         await sim.stop()
 
@@ -272,7 +274,7 @@ async def test_nodes_may_listen_on_their_own_loopback_addresses() -> None:
 
 async def test_the_config_snippet_is_valid_config_for_this_cluster() -> None:
     async with SimCluster(timings=TIMINGS, api_key="sk-sim-secret") as sim:
-        text = sim.config_snippet(api_key_env="SIM_KEY")
+        text = config_snippet(sim, api_key_env="SIM_KEY")
         assert "sk-sim-secret" not in text
         config = parse_config(text, env={"SIM_KEY": "sk-sim-secret"})
     (cluster,) = config.clusters

@@ -13,7 +13,9 @@ device-side ``count_down`` rule, a test calling ``set_on`` — drives the same s
   configuration fault set with :meth:`SimCluster.set_endpoint_mode` survives power cycles.
 
 Node state changes synchronously; one reconciler task then brings the servers to the modes
-that state implies, so a burst of changes can never apply out of order.
+that state implies, so a burst of changes can never apply out of order. The node state and
+what it implies are :mod:`watchdog.sim.sim_node`; the config pointing the watchdog here is
+:mod:`watchdog.sim.cluster_config`.
 """
 
 from __future__ import annotations
@@ -22,82 +24,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-import yaml
-
-from watchdog.sim.banner import BannerMode, BannerServer
+from watchdog.sim.banner import BannerServer
 from watchdog.sim.kasa import KasaEmulator, PlugFault, PowerEvent
+from watchdog.sim.sim_node import NodeFault, SimNode, SimNodeSpec, SimTimings, endpoint_mode
 from watchdog.sim.vllm import NEWEST, FakeVllm, VllmMode
 
 _LOG = logging.getLogger("watchdog.sim.cluster")
 ENDPOINT = "endpoint"  # the "node" of cluster-wide events in SimCluster.events
 STRIP_FIXTURE = "HS300(US)_2.0_1.0.12"
 _STOP_TIMEOUT = 2.0  # per server: stop() must never hang on a peer
-
-
-class NodeFault(StrEnum):
-    NONE = "none"
-    WEDGED = "wedged"  # sshd silent, endpoint hangs (the OOM wedge); cleared by a power cycle
-    BOOT_LOOP = "boot_loop"  # after the next power-on sshd never comes back
-    SLOW_BOOT = "slow_boot"  # boot and model load take slow_factor times longer
-    SSH_DOWN = "ssh_down"  # sshd stopped (port refused) while the node serves the model
-
-
-@dataclass
-class SimNodeSpec:
-    name: str
-    ssh_host: str = "127.0.0.1"
-    plug_fixture: str = "HS110(EU)_1.0_1.2.5"
-    plug_outlet: int | None = None  # on a strip fixture; None: outlet 0 (or by order)
-
-
-@dataclass
-class SimTimings:
-    boot_delay: float = 1.0  # plug on -> sshd answers
-    load_delay: float = 1.5  # every node up -> endpoint serves (TP=2 spans all nodes)
-    slow_factor: float = 4.0  # SLOW_BOOT multiplies both
-
-
-@dataclass(eq=False)
-class SimNode:
-    """One node: its sshd stand-in, its plug (shared with other nodes on a strip) and outlet."""
-
-    name: str
-    host: str
-    banner: BannerServer
-    plug: KasaEmulator
-    outlet: int
-    powered: bool = True
-    booted: bool = True
-    fault: NodeFault = NodeFault.NONE
-    _boot_task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def ssh_port(self) -> int:
-        return self.banner.port
-
-    @property
-    def plug_port(self) -> int:
-        return self.plug.port
-
-    @property
-    def wedged(self) -> bool:
-        return self.booted and self.fault is NodeFault.WEDGED
-
-    @property
-    def ready(self) -> bool:
-        """Up and able to take part in serving the model."""
-        return self.powered and self.booted and self.fault is not NodeFault.WEDGED
-
-    def banner_mode(self, dark: bool = False) -> BannerMode:
-        if not (self.powered and self.booted) or self.fault is NodeFault.SSH_DOWN:
-            return BannerMode.CLOSED
-        if dark:  # the network is dark: connections go nowhere, nothing answers
-            return BannerMode.WEDGED
-        return BannerMode.WEDGED if self.fault is NodeFault.WEDGED else BannerMode.SPEAK
 
 
 _DEFAULT_NODES = (SimNodeSpec("spark-1"), SimNodeSpec("spark-2"))
@@ -133,7 +70,7 @@ class SimCluster:
             topology_tag=topology_tag,
             vllm_version=vllm_version,
         )
-        self._has_key = api_key is not None  # the key itself is kept only by FakeVllm
+        self.has_api_key = api_key is not None  # the key itself is kept only by FakeVllm
         self.events: list[tuple[float, str, str]] = []
         self.on_event: Callable[[float, str, str], None] | None = None
         self.nodes: dict[str, SimNode] = {}
@@ -260,31 +197,6 @@ class SimCluster:
         sim = self.nodes[node]
         return [e for e in sim.plug.record if e.outlet == sim.outlet]
 
-    # ------------------------------------------------------------------ config
-    def config_clusters(self, api_key_env: str = "SIM_API_KEY") -> list[dict[str, Any]]:
-        """The ``clusters:`` list as data (callers may tune probe timings before dumping)."""
-        endpoint: dict[str, Any] = {"base_url": self.endpoint_url, "model": self.model}
-        if self._has_key:
-            endpoint["api_key"] = f"${{{api_key_env}}}"  # by reference, never the key
-        endpoint["expect_fingerprint"] = self.topology_tag
-        nodes = []
-        for sim in self.nodes.values():
-            plug: dict[str, Any] = {"type": "kasa", "host": sim.plug.host, "port": sim.plug_port}
-            if sim.plug.outlets > 1:
-                plug["outlet"] = sim.outlet
-            nodes.append(
-                {"name": sim.name, "host": sim.host, "ssh": {"port": sim.ssh_port}, "plug": plug}
-            )
-        return [{"name": self.name, "endpoint": endpoint, "nodes": nodes}]
-
-    def config_snippet(self, api_key_env: str = "SIM_API_KEY") -> str:
-        """YAML ``clusters:`` section pointing cluster-watchdog at this simulated cluster."""
-        head = f"# simulated cluster {self.name!r}: every address is on this machine's loopback\n"
-        if self._has_key:
-            head += f"# the endpoint's API key is read from ${{{api_key_env}}}\n"
-        body = yaml.safe_dump({"clusters": self.config_clusters(api_key_env)}, sort_keys=False)
-        return head + body
-
     # ------------------------------------------------------------------ coupling
     def _plug_callback(self, plug: KasaEmulator) -> Callable[[int, bool], None]:
         by_outlet = {n.outlet: n for n in self.nodes.values() if n.plug is plug}
@@ -346,17 +258,6 @@ class SimCluster:
         self._event(ENDPOINT, "model loaded")
         self._kick()
 
-    def _endpoint_want(self) -> VllmMode:
-        if self._dark:
-            return VllmMode.HANG
-        if not self._loaded:
-            return VllmMode.LOADING  # engine dead or loading: nothing listens
-        wedged = [n for n in self.nodes.values() if n.wedged]
-        if not wedged:
-            return self._endpoint_mode
-        # A wedged head takes the API server with it; a wedged worker leaves /health up.
-        return VllmMode.HANG if self.head in wedged else VllmMode.ENGINE_STUCK
-
     def _kick(self) -> None:
         self._dirty = True
         if not self._stopped and (self._reconciler is None or self._reconciler.done()):
@@ -369,7 +270,13 @@ class SimCluster:
                 want = node.banner_mode(self._dark)
                 if node.banner.mode is not want:
                     await node.banner.set_mode(want)
-            mode = self._endpoint_want()
+            mode = endpoint_mode(
+                self.nodes.values(),
+                self.head,
+                loaded=self._loaded,
+                dark=self._dark,
+                configured=self._endpoint_mode,
+            )
             if mode is not self._applied:
                 await self.vllm.set_mode(mode)
                 self._applied = mode

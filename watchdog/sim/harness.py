@@ -27,9 +27,10 @@ import yaml
 from watchdog.commands.status import read_status
 from watchdog.core.model import NodeClass
 from watchdog.service.daemon import Daemon
-from watchdog.sim.cluster import SimCluster, SimTimings
+from watchdog.sim.cluster import SimCluster
 from watchdog.sim.harness_config import Outcome, Timings, daemon_config
 from watchdog.sim.receiver import AlertReceiver
+from watchdog.sim.sim_node import SimTimings
 from watchdog.sim.vllm_profiles import NEWEST
 from watchdog.sim.witness import WitnessServer
 

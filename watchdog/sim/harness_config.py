@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.sim.cluster import SimCluster
+from watchdog.sim.cluster_config import config_clusters
 from watchdog.sim.kasa import PowerEvent
 
 
@@ -76,7 +77,7 @@ def daemon_config(
     receiver_url: str,
 ) -> dict[str, Any]:
     """The daemon's config document: every probe, policy and alert timing from ``t``."""
-    clusters = sim.config_clusters()
+    clusters = config_clusters(sim)
     for c in clusters:
         ep = c["endpoint"]
         ep["health"] = {"interval": _fmt(t.probe_interval), "timeout": _fmt(t.probe_timeout)}

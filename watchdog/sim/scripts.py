@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from watchdog.sim.banner import BannerMode
-from watchdog.sim.cluster import NodeFault
 from watchdog.sim.harness import Harness
 from watchdog.sim.kasa import PlugFault
+from watchdog.sim.sim_node import NodeFault
 from watchdog.sim.vllm import VllmMode
 from watchdog.state import control
 

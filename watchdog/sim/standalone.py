@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from watchdog.sim.cluster import SimCluster, SimNodeSpec
+from watchdog.sim.cluster import SimCluster
+from watchdog.sim.cluster_config import config_snippet
+from watchdog.sim.sim_node import SimNodeSpec
 from watchdog.sim.vllm_profiles import NEWEST, profile_for
 
 
@@ -51,7 +53,7 @@ async def _serve(nodes: int, host: str, output: Path | None, vllm_version: str) 
         loop.add_signal_handler(sig, stop.set)
     await sim.start()
     try:
-        snippet = sim.config_snippet()
+        snippet = config_snippet(sim)
         print(snippet, flush=True)
         if output is not None:
             doc = {
