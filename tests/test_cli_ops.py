@@ -634,3 +634,23 @@ def test_a_request_taken_but_not_answered_is_reported_as_such(
     assert [(r.op, r.node) for r in taken] == [(control.Op.PAUSE, A)]
     err = capsys.readouterr().err
     assert "never answered" in err, err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # `cluster-watchdog demo --list | head -1`: the pipe closes under the writer.
+    import os
+
+    from watchdog.commands.cli import main
+
+    read, write = os.pipe()
+    os.close(read)
+    stream = os.fdopen(write, "w", buffering=1)
+    monkeypatch.setattr("sys.stdout", stream)
+    try:
+        assert main(["demo", "--list"]) == 1
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+    assert "Traceback" not in capfd.readouterr().err

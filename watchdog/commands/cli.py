@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stderr = RedactingStream(err)
     try:
         return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``| head``): nothing more to say, and nothing to flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return EX_FAIL
     except Exception:  # a bug: its traceback goes through the redacting stream too
         traceback.print_exc()
         return EX_FAIL

@@ -8,14 +8,14 @@ the smallest set of nodes whose evaluation gives the same result as evaluating t
 
 - the nodes the change touched (a node probe: that node; an endpoint probe: its cluster's
   members; an operator request or a finished power action: that node);
-- every node when a fleet-wide fact changed (:class:`~watchdog.core.policy.FleetFacts`: blind
+- every node when a fleet-wide fact changed (:class:`~watchdog.core.sight.FleetFacts`: blind
   or not and why, a witness missing, a plug sweep due);
 - every *time-sensitive* node (:func:`may_change_with_time`) when one of the touched nodes is
   or would be competing for a power action, or has just left one: the gate then sees every
   competitor as a full evaluation would.
 
 Nothing at all needs judging when every touched node is *settled* (healthy, nothing pending:
-:func:`~watchdog.core.policy.settled`) and the fleet-wide facts are clear: a passing probe of a
+:func:`~watchdog.core.classify.settled`) and the fleet-wide facts are clear: a passing probe of a
 healthy node, the common case, costs no evaluation. The fleet-wide facts themselves are kept
 cheap: the nodes whose sshd failure may mean a wedge are indexed, so no fact scans the fleet.
 Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
