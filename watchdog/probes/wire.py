@@ -5,12 +5,9 @@ refused connect during a model load) and read a bounded answer; that is all they
 HTTP, so they do it on asyncio streams rather than through a general client. Owns:
 
 * the exchange: connect (TCP, then TLS for ``https``), send the request with
-  ``Connection: close`` and ``Accept-Encoding: identity``, read the status line and the
-  headers (at most :data:`HEAD_BYTES`), then the body framed by ``Transfer-Encoding:
-  chunked``, ``Content-Length`` or the end of the connection;
-* the bounds: a ``Content-Encoding`` the server imposes anyway, a declared length over the
-  cap, or more body bytes than the cap are :class:`~watchdog.edge.bounded.BodyRefused` — nothing is
-  ever decompressed, so the cap bounds memory and CPU;
+  ``Connection: close`` and ``Accept-Encoding: identity``, and read the bounded answer
+  (:mod:`watchdog.probes.wire_answer`: headers at most :data:`HEAD_BYTES`, a body never over
+  the cap and never decompressed);
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
@@ -30,24 +27,16 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
-from watchdog.edge.bounded import IDENTITY, BodyRefused
+from watchdog.edge.bounded import IDENTITY
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
+from watchdog.probes.wire_answer import HEAD_BYTES, Protocol, read_answer
 
-HEAD_BYTES = 64 * 1024  # status line and headers together; a line longer than this is refused
-_MAX_HEADERS = 256
-_MAX_INTERIM = 8  # 1xx answers skipped before the real one
-_CHUNK_LINE = 1024
-_HEX = b"0123456789abcdefABCDEF"
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
 _TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
 
 
 def _nothing() -> None:
     pass
-
-
-class Protocol(Exception):
-    """The peer's answer is not valid HTTP/1.x."""
 
 
 class WireClient:
@@ -102,7 +91,7 @@ class WireClient:
         try:
             writer.write(head + content)
             await writer.drain()
-            return await _response(reader, method, limit, on_headers)
+            return await read_answer(reader, method, limit, on_headers)
         except Protocol as exc:
             raise Fault(
                 FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}"
@@ -219,104 +208,3 @@ async def _connect(
 
 def _os_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-async def _response(
-    reader: asyncio.StreamReader, method: str, limit: int, on_headers: Callable[[], None]
-) -> tuple[int, bytes]:
-    for _ in range(_MAX_INTERIM + 1):
-        status = _status(await _line(reader))
-        fields = await _headers(reader)
-        if not (100 <= status < 200):
-            break
-    else:
-        raise Protocol("too many interim (1xx) answers")
-    on_headers()
-    encoding = ", ".join(v.strip().lower() for v in fields.get("content-encoding", []) if v)
-    if any(part.strip() not in ("", IDENTITY) for part in encoding.split(",")):
-        raise BodyRefused(f"Content-Encoding {encoding!r} was not asked for (identity only)")
-    if method == "HEAD" or status in (204, 304):
-        return status, b""
-    codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")]
-    if codings:
-        if codings[-1] != "chunked":
-            raise Protocol(f"unsupported Transfer-Encoding {one_line(', '.join(codings))!r}")
-        return status, await _chunked(reader, limit)
-    lengths = {v.strip() for v in fields.get("content-length", [])}
-    if lengths:
-        if len(lengths) != 1 or not (declared := lengths.pop()).isdigit() or len(declared) > 18:
-            raise Protocol("invalid Content-Length")
-        size = int(declared)
-        if size > limit:
-            raise BodyRefused(f"response larger than {limit} bytes (Content-Length {declared})")
-        return status, await reader.readexactly(size)
-    body = await reader.read(limit + 1)
-    while body and len(body) <= limit:
-        more = await reader.read(limit + 1 - len(body))
-        if not more:
-            break
-        body += more
-    if len(body) > limit:
-        raise BodyRefused(f"response larger than {limit} bytes")
-    return status, body
-
-
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        raise Protocol(f"a header line longer than {HEAD_BYTES} bytes") from None
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            raise Protocol("the server closed the connection without an answer") from None
-        raise Protocol("the answer ends in the middle of its headers") from None
-    return line.rstrip(b"\r\n")
-
-
-def _status(line: bytes) -> int:
-    parts = line.split(b" ", 2)
-    version = parts[0]
-    if len(parts) < 2 or version not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise Protocol(f"not an HTTP/1.x status line: {one_line(line.decode('latin-1'), 60)!r}")
-    code = parts[1]
-    if len(code) != 3 or not code.isdigit():
-        raise Protocol(f"invalid status code {one_line(code.decode('latin-1'), 20)!r}")
-    return int(code)
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    total = 0
-    for _ in range(_MAX_HEADERS + 1):
-        line = await _line(reader)
-        if not line:
-            return fields
-        total += len(line)
-        if total > HEAD_BYTES:
-            raise Protocol(f"headers larger than {HEAD_BYTES} bytes")
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or b" " in name:
-            raise Protocol("a malformed header line")
-        key = name.decode("latin-1").lower()
-        fields.setdefault(key, []).append(value.strip().decode("latin-1"))
-    raise Protocol(f"more than {_MAX_HEADERS} headers")
-
-
-async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
-    body = bytearray()
-    while True:
-        line = await _line(reader)
-        if len(line) > _CHUNK_LINE:
-            raise Protocol("a chunk-size line too long")
-        size_text = line.split(b";", 1)[0].strip()
-        if not size_text or len(size_text) > 16 or size_text.strip(_HEX):
-            raise Protocol("an invalid chunk size")
-        size = int(size_text, 16)
-        if size == 0:
-            await _headers(reader)  # trailers, bounded like headers
-            return bytes(body)
-        if len(body) + size > limit:
-            raise BodyRefused(f"response larger than {limit} bytes")
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
-            raise Protocol("a chunk not followed by CRLF")
