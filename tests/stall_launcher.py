@@ -16,17 +16,17 @@ import time
 from pathlib import Path
 
 from watchdog.commands import cli
-from watchdog.engine.engine import Engine
+from watchdog.engine.jobs import Jobs
 
 STALL_LIMIT = 30.0  # a forgotten trigger must not block a test run forever
 POLL = 0.02
 
 
 def install_stall(trigger: Path, marker: Path) -> None:
-    """Wrap ``Engine._job_tick`` so it blocks the loop while ``trigger`` exists."""
-    original = Engine._job_tick
+    """Wrap ``Jobs.job_tick`` so it blocks the loop while ``trigger`` exists."""
+    original = Jobs.job_tick
 
-    async def stalling_tick(self: Engine) -> None:
+    async def stalling_tick(self: Jobs) -> None:
         if trigger.exists():
             marker.write_text(f"{time.time()}\n")
             deadline = time.monotonic() + STALL_LIMIT
@@ -34,7 +34,7 @@ def install_stall(trigger: Path, marker: Path) -> None:
                 time.sleep(POLL)  # blocking on purpose: nothing else in the loop may run
         await original(self)
 
-    setattr(Engine, "_job_tick", stalling_tick)  # noqa: B010  # mypy refuses method assignment
+    setattr(Jobs, "job_tick", stalling_tick)  # noqa: B010  # mypy refuses method assignment
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@ loop can be made to stall with SIGUSR1.
 
 Installs one test-only patch, then hands the command line to the real
 :func:`watchdog.commands.cli.main`. SIGUSR1 only sets a flag; the next run of the engine's scheduler
-tick (``Engine._job_tick``, every second at most) then blocks the whole event loop with
+tick (``Jobs.job_tick``, every second at most) then blocks the whole event loop with
 ``time.sleep`` — the way a CPU-bound bug or a blocking call in a coroutine would — so the
 daemon's own ``WATCHDOG=1`` pings stop and systemd must kill and restart it.
 
@@ -24,7 +24,7 @@ import time
 from types import FrameType
 
 from watchdog.commands import cli
-from watchdog.engine.engine import Engine
+from watchdog.engine.jobs import Jobs
 
 STALL_SECONDS = 30.0  # bounded: a watchdog that never fires must not hang the test run forever
 _armed = False
@@ -36,16 +36,16 @@ def _arm(signum: int, frame: FrameType | None) -> None:
 
 
 def install_stall() -> None:
-    """Wrap ``Engine._job_tick`` so that, once armed, it blocks the event loop."""
-    original = Engine._job_tick
+    """Wrap ``Jobs.job_tick`` so that, once armed, it blocks the event loop."""
+    original = Jobs.job_tick
 
-    async def stalling_tick(self: Engine) -> None:
+    async def stalling_tick(self: Jobs) -> None:
         if _armed:
             print("stalling the event loop on purpose (SIGUSR1)", file=sys.stderr, flush=True)
             time.sleep(STALL_SECONDS)  # blocking on purpose: nothing else in the loop may run
         await original(self)
 
-    setattr(Engine, "_job_tick", stalling_tick)  # noqa: B010  # mypy refuses method assignment
+    setattr(Jobs, "job_tick", stalling_tick)  # noqa: B010  # mypy refuses method assignment
     signal.signal(signal.SIGUSR1, _arm)
 
 

@@ -87,7 +87,7 @@ def engine(tmp_path: Path, suite: SlowSsh, nodes: int = 1) -> Engine:
 
 async def started(e: Engine) -> Engine:
     await e.start(PersistedState())
-    e._scheduler.remove_all_jobs()  # the test drives the jobs itself
+    e.jobs.scheduler.remove_all_jobs()  # the test drives the jobs itself
     return e
 
 
@@ -95,11 +95,11 @@ async def test_a_confirmation_asked_for_while_one_runs_runs_after_it(tmp_path: P
     suite = SlowSsh(0.3)
     e = await started(engine(tmp_path, suite))
     try:
-        await e._read_plug("n0")  # seen afresh: the policy asks for no confirmation of its own
-        e._confirm_soon("n0")  # runs at 0.1 s, takes 0.3 s
+        await e.jobs.read_plug("n0")  # seen afresh: the policy asks for no confirmation of its own
+        e.bursts.confirm_soon("n0")  # runs at 0.1 s, takes 0.3 s
         await asyncio.sleep(0.2)
-        e._confirm_soon("n0")  # asked for while the first one runs
-        e._confirm_soon("n0")  # asked for again: still one more, not two
+        e.bursts.confirm_soon("n0")  # asked for while the first one runs
+        e.bursts.confirm_soon("n0")  # asked for again: still one more, not two
         await asyncio.sleep(1.2)
         assert len(suite.runs) == 2, suite.runs
         (_, first_end), (second_start, _) = suite.runs
@@ -112,11 +112,11 @@ async def test_one_banner_probe_per_node_at_a_time(tmp_path: Path) -> None:
     suite = SlowSsh(0.3)
     e = await started(engine(tmp_path, suite))
     try:
-        periodic = asyncio.create_task(e._job_ssh("n0"))
+        periodic = asyncio.create_task(e.jobs.job_ssh("n0"))
         await asyncio.sleep(0.05)
-        e._start_confirm("n0")  # a confirmation while the periodic probe is in flight
+        e.bursts.start_confirm("n0")  # a confirmation while the periodic probe is in flight
         await asyncio.sleep(0.05)
-        await e._job_ssh("n0")  # a periodic one while both are busy: skipped at once
+        await e.jobs.job_ssh("n0")  # a periodic one while both are busy: skipped at once
         await periodic
         await asyncio.sleep(0.5)
         assert len(suite.runs) == 2, suite.runs
@@ -133,7 +133,7 @@ async def test_periodic_jobs_start_spread_over_their_interval_without_jitter(
     await e.start(PersistedState())
     try:
         jobs = sorted(
-            (j for j in e._scheduler.get_jobs() if j.id.startswith("ssh:")),
+            (j for j in e.jobs.scheduler.get_jobs() if j.id.startswith("ssh:")),
             key=lambda j: j.next_run_time,
         )
         assert len(jobs) == 4
@@ -192,14 +192,14 @@ async def _burst(tmp_path: Path, silent: set[str]) -> tuple[ScriptedSsh, dict[st
     e = await started(e)
     try:
         for name in plugs:
-            await e._read_plug(name)
-            await e._job_ssh(name)
+            await e.jobs.read_plug(name)
+            await e.jobs.job_ssh(name)
         assert all(st.cls.value == "healthy" for st in e.state.nodes.values())
         before = {n: p.reads for n, p in plugs.items()}
         suite.probed.clear()
         suite.silent = silent
         for name in sorted(silent):
-            await e._job_ssh(name)
+            await e.jobs.job_ssh(name)
         await asyncio.sleep(0.5)  # the sweep (or the sight check) and the confirmations
         return suite, {n: p.reads - before[n] for n, p in plugs.items()}
     finally:

@@ -18,7 +18,7 @@ and the config says ``dry_run: true``: no daemon here can switch anything, and t
 test checks that its never-seen nodes did not even lead to a (dry-run) power cycle.
 
 The stall test blocks the real daemon's event loop without a product hook: its unit runs
-``tests/systemd_stall_launcher.py``, which patches ``Engine._job_tick`` to ``time.sleep`` once
+``tests/systemd_stall_launcher.py``, which patches ``Jobs.job_tick`` to ``time.sleep`` once
 the process receives SIGUSR1 (``systemctl kill -s SIGUSR1``), then calls the real CLI.
 """
 

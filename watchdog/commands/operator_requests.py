@@ -82,7 +82,7 @@ def _edit_offline(
     cfg: Config, directory: Path, op: control.Op, node: str, until: float | None, now: float
 ) -> int:
     """No daemon runs: apply the request to the state file directly (under the state lock)."""
-    from watchdog.engine.power import apply_request  # late: the other commands stay light
+    from watchdog.engine.inbox import apply_request  # late: the other commands stay light
 
     store = Store(directory)
     try:

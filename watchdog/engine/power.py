@@ -1,11 +1,10 @@
-"""What the engine does with decisions (orchestration layer): power actions, operator
-requests, and the journal records of transitions and alerts.
+"""The power runner: power actions and their intents (orchestration layer).
 
-A power action records its intent (fsync'd) before the plug is touched, runs the one
-power-cycle procedure, then reports back to the pure lifecycle; at start-up any half-done
-cycle is finished — the plug switched on, after the rest of its off time — before a single
-probe runs. Operator requests arrive as files in the state directory and go through the same
-lifecycle functions and budget bookkeeping as automatic decisions.
+Owns the power tasks. A power action records its intent (fsync'd) before the plug is
+touched, runs the one power-cycle procedure (:mod:`watchdog.plugs.cycle`) as its own task —
+never blocking probing — with a last look at the node before switching off, then reports
+back to the pure lifecycle through the fleet keeper. At start-up any half-done cycle is
+finished — the plug switched on, after the rest of its off time — before a single probe runs.
 """
 
 from __future__ import annotations
@@ -13,120 +12,85 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
-from watchdog.config import Config
 from watchdog.core import lifecycle
-from watchdog.core.evidence import FleetState
-from watchdog.core.model import (
-    ActionKind,
-    AlertEvent,
-    EventType,
-    NodeClass,
-    PowerAction,
-    ProbeResult,
-    Severity,
-    Transition,
-)
-from watchdog.core.policy import Decision
+from watchdog.core.model import ActionKind, EventType, PowerAction, Severity
 from watchdog.core.proof import Proof, proof
+from watchdog.engine.context import Context
+from watchdog.engine.fleet import Fleet
 from watchdog.engine.suite import ProbeSuite
-from watchdog.plugs.base import Plug
 from watchdog.plugs.cycle import ensure_on, power_cycle
 from watchdog.plugs.cycle_steps import CycleOutcome, CycleStep, StepReport
-from watchdog.state import control, history
-from watchdog.state.store import CycleIntent, IntentStep, PersistedState, Store
+from watchdog.plugs.dryrun import DryRunPlug
+from watchdog.state import history
+from watchdog.state.store import CycleIntent, IntentStep
 from watchdog.telemetry import metrics
 from watchdog.telemetry.journal import log_event
 
 log = logging.getLogger("watchdog.engine")
 
 
-_CLASS_EVENT = {
-    NodeClass.WEDGED: (EventType.NODE_WEDGED, Severity.CRITICAL),
-    NodeClass.BLIND: (EventType.BLIND, Severity.CRITICAL),
-    NodeClass.GIVEN_UP: (EventType.GAVE_UP, Severity.CRITICAL),
-    NodeClass.DEGRADED: (EventType.DEGRADED, Severity.ERROR),
-    NodeClass.MISCONFIGURED: (EventType.MISCONFIGURED, Severity.WARNING),
-}
+class PowerRunner:
+    """Runs the power actions the policy decides, one task per node."""
 
+    def __init__(self, ctx: Context, suite: ProbeSuite, fleet: Fleet) -> None:
+        self._ctx = ctx
+        self._suite = suite
+        self._fleet = fleet
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
-class Actions:
-    """Mixin of :class:`watchdog.engine.engine.Engine`: carries out what the policy decided."""
-
-    cfg: Config
-    suite: ProbeSuite
-    plugs: dict[str, Plug]
-    store: Store
-    state_dir: Path
-    persisted: PersistedState
-    fleet: FleetState | None
-    clock: Callable[[], float]
-    on_event: Callable[[str], None] | None
-    _power_tasks: dict[str, asyncio.Task[None]]
-
-    @property
-    def state(self) -> FleetState:
-        raise NotImplementedError
-
-    def _apply(self, decision: Decision) -> None:
-        raise NotImplementedError
-
-    def _evaluate(self) -> None:
-        raise NotImplementedError
-
-    def _snapshot(self) -> PersistedState:
-        raise NotImplementedError
-
-    def _submit_alert(self, event: AlertEvent) -> None:
-        raise NotImplementedError
-
-    def _observed(self, result: ProbeResult, *, node: str, evaluate: bool) -> None:
-        raise NotImplementedError
-
-    def _alert(self, event: AlertEvent) -> None:
-        if event.restated:  # open before a restart or reload: the dispatcher adopts it
-            log.info("page %s is still open: re-stated, not sent again", event.dedup_key)
-            self._submit_alert(event)
-            return
-        log_event(
-            log,
-            EventType.ALERT_SENT,
-            f"alert {event.status}: {event.summary}",
-            severity=event.severity,
-            node=event.node,
-            cluster=event.cluster or None,
-            failure=event.failure,
-            action=f"alert_{event.status}",
-            condition=event.condition.value,
+    def start(self, action: PowerAction) -> None:
+        self._tasks[action.node] = asyncio.create_task(
+            self._power(action), name=f"power:{action.node}"
         )
-        history.alert_raised(self.state_dir, event)
-        self._submit_alert(event)
 
-    def _log_transition(self, t: Transition) -> None:
-        event, severity = _CLASS_EVENT.get(t.new, (EventType.CLASS_CHANGED, Severity.INFO))
-        if t.old is NodeClass.BOOTING and t.new is NodeClass.HEALTHY:
-            event, severity = EventType.RECOVERED, Severity.INFO
-        log_event(
-            log,
-            event,
-            f"{t.node}: {t.old} -> {t.new}: {t.reason}",
-            severity=severity,
-            node=t.node,
-            cluster=t.cluster,
-            node_class=t.new,
-            old_class=t.old.value,
-        )
-        self._narrate(f"{t.node}: {t.old} -> {t.new} ({t.reason})")
+    def driving(self, node: str) -> bool:
+        """A power action owns ``node``'s plug: nothing else may talk to it."""
+        return node in self._tasks
 
-    def _narrate(self, text: str) -> None:
-        if self.on_event is not None:
-            self.on_event(text)
+    def in_flight(self, node: str) -> bool:
+        task = self._tasks.get(node)
+        return task is not None and not task.done()
+
+    def cut_short(self) -> None:
+        """Cancel every power action now; each still switches its plug back on."""
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def finish(self) -> None:
+        """Let the power actions finish (a stop): a dry run at once, a real one within the
+        longest a cycle can take, then cancelled (the procedure still switches the plug on)."""
+        await self._cancel_dry_runs()
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        if tasks:
+            log.info("waiting for %d power action(s) to finish before stopping", len(tasks))
+            policy = self._ctx.cfg.policy
+            limit = policy.off_time + 3 * policy.plug_confirm_timeout + 30
+            _, pending = await asyncio.wait(tasks, timeout=limit)
+            for task in pending:
+                task.cancel()  # the procedure still switches the plug on when cancelled
+            if pending:
+                await asyncio.wait(pending, timeout=policy.plug_confirm_timeout + 5)
+
+    async def _cancel_dry_runs(self) -> None:
+        """A dry-run "power cycle" switches nothing: stop it now, and forget its intent."""
+        dry = {
+            node: task
+            for node, task in self._tasks.items()
+            if not task.done() and isinstance(self._ctx.plugs.get(node), DryRunPlug)
+        }
+        for task in dry.values():
+            task.cancel()
+        if dry:
+            await asyncio.wait(dry.values(), timeout=2.0)
+        for node in dry:
+            self._tasks.pop(node, None)
+            if node in self._fleet.saves.persisted.intents:
+                self._fleet.saves.clear_intent(node)
 
     async def _power(self, action: PowerAction) -> None:
-        node, plug = action.node, self.plugs[action.node]
-        cluster = self.state.node(node).cluster
+        node, plug = action.node, self._ctx.plugs[action.node]
+        cluster = self._fleet.state.node(node).cluster
         log_event(
             log,
             EventType.CYCLE_STARTED,
@@ -137,47 +101,49 @@ class Actions:
             action=action.kind.value,
             manual=action.manual,
         )
-        intent = CycleIntent(node, self.clock(), IntentStep.OFF_REQUESTED, action.manual)
+        intent = CycleIntent(node, self._ctx.clock(), IntentStep.OFF_REQUESTED, action.manual)
         # Written and fsync'd before the plug is touched: a crash from here on is finished
         # at the next start by switching the plug on.
-        self.persisted = self.store.record_intent(self._snapshot(), intent)
+        self._fleet.saves.record_intent(intent)
+        policy = self._ctx.cfg.policy
         try:
             if action.kind is ActionKind.POWER_CYCLE:
                 outcome = await power_cycle(
                     plug,
-                    off_time=self.cfg.policy.off_time,
-                    confirm_timeout=self.cfg.policy.plug_confirm_timeout,
-                    poll_interval=self.cfg.policy.plug_poll_interval,
+                    off_time=policy.off_time,
+                    confirm_timeout=policy.plug_confirm_timeout,
+                    poll_interval=policy.plug_poll_interval,
                     on_step=self._step_logger(node, cluster),
                     verify=None if action.manual else lambda: self._still_wedged(node),
                 )
             else:
                 outcome = await ensure_on(
                     plug,
-                    confirm_timeout=self.cfg.policy.plug_confirm_timeout,
-                    poll_interval=self.cfg.policy.plug_poll_interval,
+                    confirm_timeout=policy.plug_confirm_timeout,
+                    poll_interval=policy.plug_poll_interval,
                 )
         except Exception as exc:  # a driver bug must not kill the daemon or lose the intent
             log.exception("power action on %s crashed", node)
             outcome = CycleOutcome(ok=False, steps=(), failed_step=CycleStep.OFF, left_off=True)
             del exc
         finally:
-            self._power_tasks.pop(node, None)
+            self._tasks.pop(node, None)
         self._power_done(action, outcome)
 
     async def _still_wedged(self, node: str) -> str | None:
         """The last look before switching off: probe sshd once more and re-check serving."""
         try:
-            cluster_cfg, node_cfg = self.cfg.node(node)
+            cluster_cfg, node_cfg = self._ctx.cfg.node(node)
         except KeyError:
             return "the node is no longer configured"
-        result = await self.suite.ssh(node_cfg)
-        self._observed(result, node=node, evaluate=False)
+        result = await self._suite.ssh(node_cfg)
+        self._fleet.observed(result, node=node, evaluate=False)
         if result.ok:
             return f"sshd answers again ({result.detail})"
-        st = self.state.node(node)
-        began = st.ssh.failing_since if st.ssh.failing_since is not None else self.clock()
-        if proof(self.state.clusters[st.cluster], cluster_cfg, began, node) in (
+        state = self._fleet.state
+        st = state.node(node)
+        began = st.ssh.failing_since if st.ssh.failing_since is not None else self._ctx.clock()
+        if proof(state.clusters[st.cluster], cluster_cfg, began, node) in (
             Proof.SERVING,
             Proof.ANSWERING,
         ):
@@ -188,19 +154,19 @@ class Actions:
         node = action.node
         metrics.power_done(node, action.kind, outcome.ok)
         touched = outcome.touched
-        self.fleet = lifecycle.power_finished(
-            self.state,
+        self._fleet.state = lifecycle.power_finished(
+            self._fleet.state,
             node,
             kind=action.kind,
             ok=outcome.ok,
             touched=touched,
             left_off=outcome.left_off,
-            now=self.clock(),
+            now=self._ctx.clock(),
         )
         if not outcome.left_off:
-            self.persisted = self.store.clear_intent(self._snapshot(), node)
-        cluster = self.state.node(node).cluster
-        history.power_done(self.state_dir, action, outcome, cluster, self.clock())
+            self._fleet.saves.clear_intent(node)
+        cluster = self._fleet.state.node(node).cluster
+        history.power_done(self._ctx.state_dir, action, outcome, cluster, self._ctx.clock())
         if outcome.ok:
             log_event(
                 log,
@@ -236,7 +202,7 @@ class Actions:
                 action=action.kind.value,
                 step=step,
             )
-        self._evaluate()
+        self._fleet.evaluate()
 
     def _step_logger(self, node: str, cluster: str) -> Callable[[StepReport], None]:
         def on_step(report: StepReport) -> None:
@@ -251,19 +217,21 @@ class Actions:
                 action="power_cycle",
                 step=report.step.value,
             )
-            self._narrate(
+            self._ctx.narrate(
                 f"{node}: power cycle step {report.step} "
                 f"{'ok' if report.ok else 'FAILED'} {report.detail}".rstrip()
             )
             if report.step is CycleStep.CONFIRM_OFF and report.ok:
-                intent = CycleIntent(node, self.clock(), IntentStep.OFF)
-                self.persisted = self.store.record_intent(self._snapshot(), intent)
+                self._fleet.saves.record_intent(
+                    CycleIntent(node, self._ctx.clock(), IntentStep.OFF)
+                )
 
         return on_step
 
-    async def _finish_half_done_cycles(self) -> None:
-        for node, intent in sorted(self.persisted.intents.items()):
-            plug = self.plugs.get(node)
+    async def finish_half_done_cycles(self) -> None:
+        """Switch on every plug a power cycle interrupted by a crash or a kill left off."""
+        for node, intent in sorted(self._fleet.saves.persisted.intents.items()):
+            plug = self._ctx.plugs.get(node)
             if plug is None:
                 log.error(
                     "a half-done power cycle of %s is recorded, but %s is no longer "
@@ -286,57 +254,15 @@ class Actions:
             # (DGX Spark: unified memory and PSU state need >= 60 s without power).
             hold = 0.0
             if intent.step is IntentStep.OFF:
-                hold = max(0.0, intent.started_at + self.cfg.policy.off_time - self.clock())
+                hold = max(
+                    0.0, intent.started_at + self._ctx.cfg.policy.off_time - self._ctx.clock()
+                )
             outcome = await ensure_on(
                 plug,
-                confirm_timeout=self.cfg.policy.plug_confirm_timeout,
-                poll_interval=self.cfg.policy.plug_poll_interval,
+                confirm_timeout=self._ctx.cfg.policy.plug_confirm_timeout,
+                poll_interval=self._ctx.cfg.policy.plug_poll_interval,
                 hold=hold,
             )
             self._power_done(
                 PowerAction(ActionKind.POWER_ON, node, "recovery at start-up"), outcome
             )
-
-    def _take_requests(self) -> None:
-        for req in control.take_requests(self.state_dir):
-            now = self.clock()
-            try:
-                if req.op is control.Op.CYCLE:
-                    self._apply(lifecycle.manual_cycle(self.state, req.node, now=now, cfg=self.cfg))
-                    message = f"{req.node}: power cycle started"
-                else:
-                    self.fleet, message = apply_request(
-                        self.state, req.op, req.node, until=req.until, now=now
-                    )
-            except lifecycle.Refused as exc:
-                control.respond(self.state_dir, control.Response(req.id, False, str(exc)))
-                continue
-            log_event(
-                log,
-                EventType.OPERATOR,
-                f"operator: {message}",
-                node=req.node,
-                action=f"operator_{req.op.value}",
-            )
-            control.respond(self.state_dir, control.Response(req.id, True, message))
-        return
-
-
-def apply_request(
-    fleet: FleetState, op: control.Op, node: str, *, until: float | None, now: float
-) -> tuple[FleetState, str]:
-    """Pause, resume or clear ``node``: the one mapping of an operator request onto the
-    lifecycle, for the daemon and for the CLI's offline edit. Raises ``lifecycle.Refused``.
-    A cycle is not a state edit: only the daemon's procedure may carry it out."""
-    if op is control.Op.PAUSE:
-        until_text = f" until {_iso(until)}" if until else " until resumed"
-        return lifecycle.pause(fleet, node, until=until, now=now), f"{node} paused{until_text}"
-    if op is control.Op.RESUME:
-        return lifecycle.resume(fleet, node, now=now), f"{node} resumed"
-    if op is control.Op.CLEAR:
-        return lifecycle.clear(fleet, node), f"{node} un-latched; its budget is reset"
-    raise ValueError(f"{op} is not a state edit")
-
-
-def _iso(t: float | None) -> str:
-    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -116,10 +116,12 @@ def prime(cfg: Config, channels: list[str]) -> None:
 class EngineView(Protocol):
     """What :class:`FleetCollector` reads from the engine (``watchdog.engine.engine.Engine``)."""
 
-    cfg: Config
-    last_tick: float
-    clock: Callable[[], float]
-
+    @property
+    def cfg(self) -> Config: ...
+    @property
+    def last_tick(self) -> float: ...
+    @property
+    def clock(self) -> Callable[[], float]: ...
     @property
     def state(self) -> FleetState: ...
 
