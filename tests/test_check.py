@@ -473,9 +473,9 @@ def test_a_hung_endpoint_is_reported_after_its_own_timeouts_and_delays_nothing_e
             row = found[(f"node {node}", probe)]
             assert row["ok"] and row["latency_s"] < 0.5, row  # not held back by the hang
     longest = max(own.values())
-    # The subprocess, interpreter start included: faster than the timeouts one after another
-    # would be (start-up time itself is measured in benchmarks, not asserted here).
-    assert run.wall < sum(own.values()), run.wall
+    # Side by side, not one after another: run_check in-process ends with the longest timeout.
+    # (The subprocess's wall time includes the interpreter's start, which a loaded machine
+    # stretches by seconds: it is printed, and start-up is measured in benchmarks.)
     assert in_process < longest + 0.5, in_process
     print(
         f"\nhung endpoint, tool_call timeout {longest}s: `check` subprocess wall "

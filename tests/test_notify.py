@@ -217,7 +217,7 @@ def test_send_failures_are_swallowed_and_logged_once(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    with caplog.at_level(logging.DEBUG, logger="watchdog.service.notify"):
+    with caplog.at_level(logging.DEBUG, logger="watchdog.notify"):
         n.ready()
         n.status("x")
         n.watchdog_ping()
