@@ -195,6 +195,22 @@ async def test_wait_response_returns_the_daemons_answer_and_consumes_it(tmp_path
     assert list((tmp_path / "responses").iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", ["huge", "fifo"])
+async def test_a_response_that_is_not_a_small_regular_file_is_refused_not_read(
+    tmp_path: Path, kind: str
+) -> None:
+    request = new_request(Op.PAUSE, "spark-1", now=time.time())
+    submit(tmp_path, request)
+    path = tmp_path / "responses" / f"{request.id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "huge":
+        path.write_text('{"id": "x", "ok": true, "message": "' + "a" * 100_000 + '"}')
+    else:
+        os.mkfifo(path)
+    with pytest.raises(ControlError):
+        await wait_response(tmp_path, request.id, timeout=2.0, poll=0.01)
+
+
 async def test_wait_response_times_out_with_none_when_no_daemon_answers(tmp_path: Path) -> None:
     request = new_request(Op.RESUME, "spark-1", now=time.time())
     submit(tmp_path, request)

@@ -151,11 +151,12 @@ async def wait_response(
     deadline = loop.time() + timeout
     while True:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            # Bounded like a request: a FIFO or a huge file there never hangs the command.
+            raw = json.loads(read_regular_file(path, _MAX_REQUEST_BYTES).decode("utf-8"))
             response = Response(str(raw["id"]), bool(raw["ok"]), str(raw["message"]))
         except FileNotFoundError:
             pass
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (FileRefused, OSError, ValueError, TypeError, KeyError) as exc:
             raise ControlError(f"unreadable response {path}: {exc}") from exc
         else:
             with contextlib.suppress(OSError):
