@@ -22,7 +22,10 @@ from watchdog.edge.bounded import printable
 
 DETAIL_CHARS = 200  # a quoted body or message: one readable line in a log or an alert
 SUMMARY_CHARS = 400  # a whole detail, hint or data value (a prefix plus a quoted snippet)
-UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+# errnos that mean "the network cannot get there" rather than "something local broke".
+UNREACHABLE_ERRNOS = frozenset(
+    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+)
 
 
 class Fault(Exception):

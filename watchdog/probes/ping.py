@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.probes._faults import UNREACHABLE_ERRNOS
 from watchdog.probes.tcp import resolve
 
 NOT_PERMITTED_HINT = (
@@ -45,9 +46,6 @@ _ECHO: dict[int, tuple[int, int, int]] = {
 }
 # socket() errnos that mean "ping sockets are not allowed / not built in here": try raw next.
 _DGRAM_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT})
-_UNREACHABLE_ERRNOS = frozenset(
-    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
-)
 
 
 class IcmpSocket(StrEnum):
@@ -164,7 +162,7 @@ async def probe_ping(
     except socket.gaierror as exc:
         return result(FailureKind.UNREACHABLE, f"name does not resolve: {exc.strerror}")
     except OSError as exc:
-        if exc.errno in _UNREACHABLE_ERRNOS:
+        if exc.errno in UNREACHABLE_ERRNOS:
             return result(FailureKind.UNREACHABLE, exc.strerror or "unreachable")
         return result(FailureKind.PROBE_ERROR, f"local socket error: {exc.strerror or exc}")
     except (ValueError, UnicodeError, OverflowError) as exc:

@@ -14,11 +14,7 @@ import socket
 
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
-
-# errnos that mean "the network cannot get there" rather than "something local broke".
-_UNREACHABLE_ERRNOS = frozenset(
-    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
-)
+from watchdog.probes._faults import UNREACHABLE_ERRNOS
 
 
 class ConnectTimeoutError(TimeoutError):
@@ -85,7 +81,7 @@ def connect_failure(exc: BaseException) -> tuple[FailureKind, str]:
     if isinstance(exc, TimeoutError):
         # asyncio.timeout raises TimeoutError; the kernel's own SYN give-up is ETIMEDOUT.
         return FailureKind.CONNECT_TIMEOUT, "TCP handshake did not complete in time"
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
+    if isinstance(exc, OSError) and exc.errno in UNREACHABLE_ERRNOS:
         return FailureKind.UNREACHABLE, exc.strerror or "unreachable"
     if isinstance(exc, OSError):
         return FailureKind.PROBE_ERROR, f"local socket error: {exc.strerror or exc}"
