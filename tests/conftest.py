@@ -8,6 +8,7 @@ developer machine it is skipped with the reason. Fixtures that start real compon
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 
 import pytest
@@ -50,3 +51,22 @@ def _forget_registered_secrets() -> Iterator[None]:
     """A test that loads a config registers its secrets for redaction; the next starts clean."""
     yield
     redact.forget_all()
+
+
+@pytest.fixture
+def disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records, in order, each file fsync, directory fsync and rename the test makes."""
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def spy_fsync(fd: int) -> None:
+        calls.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file")
+        real_fsync(fd)
+
+    def spy_replace(src: str, dst: str) -> None:
+        calls.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    return calls

@@ -26,23 +26,10 @@ def test_it_replaces_the_target_with_a_0600_file_and_leaves_no_temp_file(tmp_pat
 
 
 def test_it_fsyncs_the_file_before_the_rename_and_the_directory_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_calls: list[str]
 ) -> None:
-    calls: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def spy_fsync(fd: int) -> None:
-        calls.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file")
-        real_fsync(fd)
-
-    def spy_replace(src: str, dst: str) -> None:
-        calls.append("replace")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", spy_fsync)
-    monkeypatch.setattr(os, "replace", spy_replace)
     atomic_file.write_atomic(tmp_path / "x.json", b"{}")
-    assert calls == ["fsync-file", "replace", "fsync-dir"]
+    assert disk_calls == ["fsync-file", "replace", "fsync-dir"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_its_temp_file(

@@ -117,22 +117,9 @@ def test_it_keeps_the_old_file_when_the_new_state_cannot_be_serialised(tmp_path:
 
 
 def test_it_has_the_intent_on_disk_fsyncd_before_record_intent_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_calls: list[str]
 ) -> None:
     store = Store(tmp_path, clock=lambda: 777.0)
-    calls: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def spy_fsync(fd: int) -> None:
-        calls.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file")
-        real_fsync(fd)
-
-    def spy_replace(src: str, dst: str) -> None:
-        calls.append("replace")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", spy_fsync)
-    monkeypatch.setattr(os, "replace", spy_replace)
     intent = CycleIntent("spark-2", 500.0, IntentStep.OFF_REQUESTED)
     new = store.record_intent(PersistedState(), intent)
     raw = json.loads(store.path.read_text())
@@ -142,7 +129,7 @@ def test_it_has_the_intent_on_disk_fsyncd_before_record_intent_returns(
         "step": "off_requested",
         "manual": False,
     }
-    assert calls == ["fsync-file", "replace", "fsync-dir"]
+    assert disk_calls == ["fsync-file", "replace", "fsync-dir"]
     assert new.intents == {"spark-2": intent}
     assert new.saved_at == 777.0
 
