@@ -152,7 +152,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
         len(sim.endpoints) * window / MODELS_INTERVAL
     )
     text = log_path.read_text(errors="replace")
-    skipped = text.count("maximum number of running instances")
+    skipped = text.count("skipped: its previous run is still going")
     print(f"nodes {args.nodes}, hung {n_hung} ({args.hung:g} %), window {window:.0f} s")
     print(f"load at window start: {load_start}")
     print(f"load at window end:   {load_end}")
@@ -174,7 +174,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
     )
     print(f"/health {health * 100:.1f} %, /v1/models {models * 100:.1f} % of configured")
     print(f"plug requests in window: {plug1 - plug0}")
-    print(f"APScheduler skipped runs: {skipped}; daemon log lines: {text.count(chr(10))}")
+    print(f"jobs that skipped a fire: {skipped}; daemon log lines: {text.count(chr(10))}")
     print(f"stop (SIGTERM -> exit): {stop_s:.2f} s, exit code {proc.returncode}")
     print(
         f"| {args.nodes} | {args.hung:g} % | {window:.0f} s | {cpu:.2f} | "

@@ -38,7 +38,6 @@ LIBRARIES = [
     ("PyYAML", "import yaml"),
     ("psutil", "import psutil"),
     ("prometheus-client", "import prometheus_client"),
-    ("APScheduler", "import apscheduler.schedulers.asyncio"),
     ("httpx", "import httpx"),
     ("aiohttp", "import aiohttp"),
     ("python-kasa (aiohttp, cryptography)", "import kasa"),
@@ -52,7 +51,7 @@ RUN_PATH = [
     ("+ watchdog.probes (ssh, HTTP/1.1)", "import watchdog.probes"),
     ("+ watchdog.alerts (httpx)", "import watchdog.alerts.dispatch"),
     ("+ watchdog.plugs (python-kasa)", "import watchdog.plugs.factory"),
-    ("+ the engine (APScheduler, prometheus-client)", "import watchdog.engine.engine"),
+    ("+ the engine (prometheus-client)", "import watchdog.engine.engine"),
     ("+ the daemon (journald, sd_notify, metrics server)", "import watchdog.service.daemon"),
 ]
 

@@ -16,19 +16,18 @@ import copy
 import json
 import math
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from watchdog.config import Config, parse_config
 from watchdog.core.errors import ConfigError
 from watchdog.core.model import FailureKind
+from watchdog.engine.periodic import Periodic, next_count
 from watchdog.probes._faults import Fault, Reply, status_fault
 from watchdog.probes.http import served_ids
 from watchdog.probes.toolcall import classify_round_trip, classify_tool_call
@@ -135,9 +134,12 @@ def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     return data
 
 
+async def _never_run() -> None:
+    raise AssertionError("never fired: the timers are not started")
+
+
 def _runnable(cfg: Config) -> None:
     """What ``run`` does with the values first: schedule every interval, build every URL."""
-    now = datetime.now(UTC)
     intervals = [cfg.policy.confirm_interval]
     for cluster in cfg.clusters:
         ep = cluster.endpoint
@@ -145,9 +147,11 @@ def _runnable(cfg: Config) -> None:
         httpx.Request("GET", ep.base_url + "/v1/models")
         for node in cluster.nodes:
             intervals += [node.ssh.interval, node.plug.validate_interval]
+    timers = Periodic()
     for seconds in intervals:
-        trigger = IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 5.0))
-        assert trigger.get_next_fire_time(None, now) is not None
+        job = timers.add("job", seconds, _never_run, first=0.0)
+        assert math.isfinite(job.next_at)
+        assert next_count(0.0, seconds, 1e9, 1) * seconds > 1e9
     for channel in cfg.alerts.channels:
         url = getattr(channel, "url", None)
         if isinstance(url, str):

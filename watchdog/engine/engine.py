@@ -6,7 +6,7 @@ Each part owns one concern and holds explicit references to the parts it talks t
   apply (its :class:`~watchdog.engine.saves.Saves` coalesce the writes of durable changes);
 - :class:`~watchdog.engine.power.PowerRunner` runs power actions and their intents, and
   finishes half-done cycles at start-up;
-- :class:`~watchdog.engine.jobs.Jobs` wires the APScheduler jobs and runs the probe jobs;
+- :class:`~watchdog.engine.jobs.Jobs` schedules the periodic jobs and runs the probe jobs;
 - :class:`~watchdog.engine.bursts.Bursts` runs what a decision asks for at once:
   confirmation bursts, plug sweeps (after a sight check), serving proofs;
 - :class:`~watchdog.engine.inbox.Inbox` takes the operator's requests.
@@ -89,7 +89,7 @@ class Engine:
         self.fleet.start(loaded)
         await self.power.finish_half_done_cycles()
         self.jobs.schedule()
-        self.jobs.scheduler.start()
+        self.jobs.start()
         self.monitor.start()
         self.fleet.saves.save()
 

@@ -1,15 +1,15 @@
-"""The jobs: APScheduler wiring and the probe jobs (orchestration layer).
+"""The jobs: their schedule and what each probe job does (orchestration layer).
 
 Owns the scheduler and what each probe job does with its result: the sshd, ping, plug,
 endpoint and witness probes hand it to the fleet keeper; the tick job takes operator
 requests, lets the alert channels retry, and runs the time-driven evaluation.
 
-Timing: every periodic job fires at a fixed period from its own phase — the phases spread
-evenly over the first interval (at most a minute), so a thousand nodes do not start at once
-and no per-fire jitter accumulates. One banner probe per node at a time: a periodic probe
-that finds one in flight lets it serve (the confirmations, :mod:`watchdog.engine.bursts`,
-wait for it instead). One tool call per cluster at a time. A job that raises is logged and
-runs again at its next interval; a stop cancels it quietly.
+Timing (:mod:`watchdog.engine.periodic`): every periodic job fires at a fixed period from its
+own phase — the phases spread evenly over the first interval (at most a minute), so a
+thousand nodes do not start at once and no per-fire jitter accumulates. One banner probe per
+node at a time: a periodic probe that finds one in flight lets it serve (the confirmations,
+:mod:`watchdog.engine.bursts`, wait for it instead). One tool call per cluster at a time. A
+job that raises is logged and runs again at its next interval; a stop cancels it quietly.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watchdog.config import Cluster, Node
 from watchdog.core.evidence import observe_link, observe_plug, observe_witness
@@ -28,6 +25,7 @@ from watchdog.core.model import EventType, ProbeKind, Severity
 from watchdog.engine.context import Context
 from watchdog.engine.fleet import Fleet
 from watchdog.engine.inbox import Inbox
+from watchdog.engine.periodic import Periodic
 from watchdog.engine.power import PowerRunner
 from watchdog.engine.suite import ProbeSuite
 from watchdog.engine.versions import VersionWatch
@@ -57,7 +55,7 @@ class Jobs:
         self._fleet = fleet
         self._power = power
         self._inbox = inbox
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.timers = Periodic()
         self.versions = VersionWatch()
         self.last_tick = ctx.clock()
         self._tool_calls: set[str] = set()  # clusters whose tool call is under way
@@ -66,14 +64,13 @@ class Jobs:
         # Lookups for the jobs, rebuilt with every config (a scan per probe would be O(N)).
         self._by_node: dict[str, tuple[Cluster, Node]] = {}
         self._by_cluster: dict[str, Cluster] = {}
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     # ------------------------------------------------------------------ wiring
     def schedule(self) -> None:
         """(Re)build every job for the config in force."""
         cfg = self._ctx.cfg
-        now = datetime.now(UTC)
-        self.scheduler.remove_all_jobs()
+        now = asyncio.get_running_loop().time()
+        self.timers.remove_all()
         self._by_node = {n.name: (c, n) for c, n in cfg.nodes()}
         self._by_cluster = {c.name: c for c in cfg.clusters}
         jobs: dict[str, list[tuple[str, float, Job, tuple[object, ...]]]] = {}
@@ -99,24 +96,16 @@ class Jobs:
         for group in jobs.values():
             for i, (job_id, interval, func, a) in enumerate(group):
                 phase = min(interval, _SPREAD_CAP) * i / len(group)
-                self._every(job_id, interval, func, *a, first=now + timedelta(seconds=phase))
+                self.timers.add(job_id, interval, self.guarded, func, *a, first=now + phase)
         tick = max(0.2, min(1.0, cfg.policy.confirm_interval / 2))
-        self.scheduler.add_job(
-            self.guarded,
-            "interval",
-            args=(self.job_tick,),
-            seconds=tick,
-            id="tick",
-            name="tick",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=now,
-        )
+        self.timers.add("tick", tick, self.guarded, self.job_tick, first=now)
+
+    def start(self) -> None:
+        self.timers.start()
 
     def stop(self) -> None:
-        """Stop the scheduler and cancel the jobs started at once."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        """Stop every periodic job, cancel the runs in flight and the jobs started at once."""
+        self.timers.stop()
         for task in list(self._now_tasks):
             task.cancel()
 
@@ -133,24 +122,6 @@ class Jobs:
                 getattr(func, "__name__", func),
                 args,
             )
-
-    def _every(
-        self, job_id: str, interval: float, func: Job, *args: object, first: datetime
-    ) -> None:
-        # No jitter: APScheduler 3 adds it to the previous, already jittered fire time, so
-        # the period drifts. Fire times are first + k * interval; the phases do the spreading.
-        self.scheduler.add_job(
-            self.guarded,
-            "interval",
-            seconds=interval,
-            args=(func, *args),
-            id=job_id,
-            name=job_id,  # so APScheduler's own warnings say which job
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=first,
-        )
 
     def now(self, name: str, func: Job, *args: object) -> None:
         """Run a probe job at once, outside the schedule (guarded like a scheduled one)."""

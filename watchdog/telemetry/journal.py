@@ -88,7 +88,7 @@ _CORE_FIELDS: Final = frozenset(
 )
 _INVALID_CHARS: Final = re.compile(r"[^A-Z0-9_]")
 # Libraries that log every request or job run at INFO would drown the incident records.
-_CHATTY_LOGGERS: Final = ("httpx", "httpcore", "apscheduler", "kasa", "asyncio")
+_CHATTY_LOGGERS: Final = ("httpx", "httpcore", "kasa", "asyncio")
 
 
 def field_name(key: str) -> str | None:
