@@ -4,8 +4,10 @@ dropped, periodic jobs spread over their first interval and free of drift."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
 import yaml
 
 from watchdog.config import Config, Node, parse_config
@@ -216,3 +218,37 @@ async def test_a_banner_from_a_node_that_answered_settles_a_burst_without_readin
 async def test_when_no_node_answers_a_burst_reads_every_plug(tmp_path: Path) -> None:
     _, reads = await _burst(tmp_path, {"n0", "n1", "n2", "n3"})
     assert all(n >= 1 for n in reads.values()), reads
+
+
+async def test_a_failure_is_logged_as_a_warning_when_it_is_news_not_at_every_probe(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    e = await started(engine(tmp_path, SlowSsh(0.0)))
+
+    def ssh(failure: FailureKind | None) -> None:
+        e.fleet.observed(ProbeResult(ProbeKind.SSH, "n0", failure, 0.01), node="n0")
+
+    try:
+        await asyncio.sleep(0.05)  # the probes below began after the watchdog could see
+        with caplog.at_level(logging.DEBUG, logger="watchdog.engine"):
+            for failure in (
+                FailureKind.NO_BANNER,  # news: the first of a streak
+                FailureKind.NO_BANNER,  # the same again: debug
+                FailureKind.NO_BANNER,
+                FailureKind.REFUSED,  # another kind of failure: news
+                None,  # passes
+                FailureKind.REFUSED,  # a new streak: news
+            ):
+                ssh(failure)
+        warned = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING and "n0 ssh" in r.getMessage()
+        ]
+        assert [m.split(":")[1].strip() for m in warned] == ["no_banner", "refused", "refused"]
+        again = [
+            r for r in caplog.records if r.levelno == logging.DEBUG and "again" in r.getMessage()
+        ]
+        assert len(again) == 2
+    finally:
+        await e.stop()

@@ -56,6 +56,9 @@ class Evidence:
         return not self.failing and self.ok_at is not None and self.ok_at >= t
 
 
+_NO_EVIDENCE = Evidence()  # frozen: one instance serves every probe not run yet
+
+
 def fold(ev: Evidence, result: ProbeResult, now: float) -> Evidence:
     """Fold one probe result into its evidence."""
     started = now - max(0.0, result.latency)
@@ -129,7 +132,7 @@ class ClusterState:
     fresh_from: float = 0.0  # endpoint results started before this (start-up) do not count
 
     def evidence(self, probe: ProbeKind) -> Evidence:
-        return self.probes.get(probe, Evidence())
+        return self.probes.get(probe, _NO_EVIDENCE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
 """The fleet keeper: owns the fleet state and runs observe → evaluate → apply (orchestration).
 
 A probe result is **observed** (folded into the evidence; a failure our own late event loop
-caused is dropped), then only what it can change is **evaluated**
-(:mod:`watchdog.core.incremental`), and every decision is **applied** here, in one place:
-transitions logged, alerts submitted, power actions handed to the power runner, confirmation
-bursts, proofs and sweeps handed to the bursts, and the records persisted through
-:class:`watchdog.engine.saves.Saves` when a durable field changed.
+caused is dropped; a failure is logged as a warning when it is news — the first of a streak,
+or another kind of failure — and at debug level when it repeats), then only what it can
+change is **evaluated** (:mod:`watchdog.core.incremental`), and every decision is **applied**
+here, in one place: transitions logged, alerts submitted, power actions handed to the power
+runner, confirmation bursts, proofs and sweeps handed to the bursts, and the records
+persisted through :class:`watchdog.engine.saves.Saves` when a durable field changed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Protocol
 
-from watchdog.core.evidence import FleetState, observe_endpoint, observe_node, reconcile
+from watchdog.core.evidence import (
+    Evidence,
+    FleetState,
+    observe_endpoint,
+    observe_node,
+    reconcile,
+)
 from watchdog.core.incremental import Scope, members_index
 from watchdog.core.model import (
     AlertAction,
@@ -24,6 +31,7 @@ from watchdog.core.model import (
     FailureKind,
     NodeClass,
     PowerAction,
+    ProbeKind,
     ProbeResult,
     Severity,
     Transition,
@@ -153,7 +161,7 @@ class Fleet:
             log.debug("dropped %s %s: the event loop was late", result.target, result.probe)
             return
         metrics.probe_observed(result)
-        if not result.ok:
+        if not result.ok and self._news(result, node, cluster):
             owner = cluster or (self.state.node(node).cluster if node else None)
             log_event(
                 log,
@@ -167,6 +175,8 @@ class Fleet:
                 hint=result.hint,
                 latency=f"{result.latency:.3f}",
             )
+        elif not result.ok:  # the same failure again: the first one was logged
+            log.debug("%s %s: %s again", result.target, result.probe, result.failure)
         if node is not None:
             self._state = observe_node(self.state, node, result, now)
             if evaluate:
@@ -175,6 +185,16 @@ class Fleet:
             self._state = observe_endpoint(self.state, cluster, result, now)
             if evaluate:
                 self.evaluate(self.members_of(cluster))
+
+    def _news(self, result: ProbeResult, node: str | None, cluster: str | None) -> bool:
+        """A failed result is news (logged as a warning) when its probe was passing before,
+        or failed otherwise: a node that stays down does not log every probe."""
+        before: Evidence | None = None
+        if node is not None and (st := self.state.nodes.get(node)) is not None:
+            before = {ProbeKind.SSH: st.ssh, ProbeKind.PING: st.ping}.get(result.probe)
+        elif cluster is not None and (cs := self.state.clusters.get(cluster)) is not None:
+            before = cs.probes.get(result.probe)
+        return before is None or not before.failing or before.last_failure is not result.failure
 
     def evaluate(self, changed: Collection[str] | None = None) -> None:
         """Evaluate what ``changed`` nodes can affect; None (the default): every node."""
