@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watchdog.config import Endpoint
 from watchdog.core.hints import hint_for
@@ -22,6 +24,7 @@ from watchdog.probes.progress import (
     Progress,
     ProgressTracker,
     Sample,
+    _wanted_lines,
     judge_progress,
     parse_sample,
     probe_progress,
@@ -279,3 +282,67 @@ async def test_a_refused_metrics_endpoint_is_no_sample_not_a_failure_of_its_own(
             client, cfg.clusters[0].endpoint, ProgressTracker(), timeout=1.0, target="c", now=0.0
         )
     assert result.ok and "no sample (refused)" in result.detail, result
+
+
+def _lines_split_and_stripped(body: bytes) -> str:
+    """The wanted lines found one line at a time (how the filter was first written)."""
+    from watchdog.probes.progress import _WANTED
+
+    keep: list[bytes] = []
+    for raw in body.splitlines():
+        line = raw.strip()
+        if line.startswith((b"# HELP ", b"# TYPE ")):
+            parts = line.split(None, 3)
+            name = parts[2] if len(parts) > 2 else b""
+        elif line.startswith(b"#") or not line:
+            continue
+        else:
+            head = line.split(b"{", 1)[0].split(None, 1)
+            name = head[0] if head else b""  # a line that starts with "{" names nothing
+        if name.decode("ascii", errors="replace") in _WANTED:
+            keep.append(line)
+    return b"\n".join(keep).decode("utf-8", errors="replace") + "\n"
+
+
+_PIECES = [
+    b"vllm:num_requests_running",
+    b"vllm:generation_tokens",
+    b"vllm:generation_tokens_total",
+    b"vllm:generation_tokens_totally",
+    b"vllm:generation_tokens_created",
+    b"vllm:num_requests_waiting",
+    b"# HELP ",
+    b"# TYPE ",
+    b"#",
+    b"# HELP\t",
+    b'{model_name="m",engine="0"}',
+    b"{",
+    b" ",
+    b"\t",
+    b"\x0b",
+    b"\x0c",
+    b"3",
+    b" 150.0",
+    b"counter",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    "é".encode(),
+    b"\xff",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_the_wanted_lines_are_those_a_line_by_line_split_would_keep(pieces: list[bytes]) -> None:
+    body = b"".join(pieces)
+    assert _wanted_lines(body) == _lines_split_and_stripped(body)
+
+
+def test_a_page_with_thousands_of_lines_naming_the_metrics_is_a_bad_response() -> None:
+    from watchdog.probes.progress import _CANDIDATES
+
+    lines = b"".join(b'vllm:generation_tokens_created{n="%d"} 1\n' % i for i in range(5000))
+    with pytest.raises(Fault) as caught:
+        parse_sample(BODY + lines)
+    assert caught.value.kind is FailureKind.BAD_RESPONSE
+    assert str(_CANDIDATES) in caught.value.detail

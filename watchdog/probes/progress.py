@@ -12,8 +12,9 @@ lines 528 and 799): the gauge ``vllm:num_requests_running`` and the counter
 ``model_name`` and ``engine``; samples are summed over the labels (data-parallel engines).
 
 Owns: :func:`parse_sample` (the body, bounded by the exchange and cut down to the few lines
-needed — at most :data:`MAX_LINES` — before prometheus-client's text parser sees it, so parsing
-stays cheap; the probe runs it in a worker thread all the same), :func:`judge_progress` (pure;
+needed — at most :data:`MAX_LINES`, found with ``bytes.find`` — before prometheus-client's
+text parser sees them, so parsing stays cheap; more than a few lines are parsed in a worker
+thread), :func:`judge_progress` (pure;
 time is an argument) and :class:`ProgressTracker`, the previous sample per cluster that the
 judgement needs.
 """
@@ -36,6 +37,7 @@ _COMMENTS = (b"# HELP ", b"# TYPE ")
 # One sample per engine and model, plus HELP/TYPE: a few lines in any real deployment. The cap
 # bounds the parser's CPU on the event loop (about 30 µs a line) whatever the page says.
 MAX_LINES = 256
+_INLINE_LINES = 16  # this few are parsed on the event loop (well under a millisecond)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +79,49 @@ def judge_progress(
     return Verdict(still >= stall_after, still, previous)
 
 
+_NEEDLES = (RUNNING.encode(), GENERATED.encode())  # every wanted line holds one of these
+_CANDIDATES = 4 * MAX_LINES  # lines holding a needle (counters add "_created" lines, …)
+
+
+def _wanted(line: bytes) -> bool:
+    """A stripped line is a HELP/TYPE or sample line of a wanted metric."""
+    if line.startswith(_COMMENTS):
+        parts = line.split(None, 3)
+        name = parts[2] if len(parts) > 2 else b""
+    elif line.startswith(b"#"):
+        return False
+    else:
+        head = line.split(b"{", 1)[0].split(None, 1)
+        name = head[0] if head else b""
+    return name.decode("ascii", errors="replace") in _WANTED
+
+
 def _wanted_lines(body: bytes) -> str:
     """The HELP/TYPE and sample lines of the two metrics, nothing else (bounded parse input).
 
-    Raises :class:`Fault` BAD_RESPONSE beyond :data:`MAX_LINES` of them.
+    Only the lines that hold a metric's name are looked at, found by ``bytes.find`` (a real
+    vLLM page is hundreds of lines of histograms). Raises :class:`Fault` BAD_RESPONSE beyond
+    :data:`MAX_LINES` wanted lines, or :data:`_CANDIDATES` lines holding one of the names.
     """
+    if b"\r" in body:  # line ends as ``bytes.splitlines`` sees them
+        body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    starts: set[int] = set()
+    for needle in _NEEDLES:
+        at = body.find(needle)
+        while at != -1:
+            starts.add(body.rfind(b"\n", 0, at) + 1)
+            if len(starts) > _CANDIDATES:
+                raise Fault(
+                    FailureKind.BAD_RESPONSE,
+                    f"/metrics has more than {_CANDIDATES} lines naming {RUNNING} or {GENERATED}",
+                )
+            end = body.find(b"\n", at)
+            at = -1 if end == -1 else body.find(needle, end)
     keep: list[bytes] = []
-    for raw in body.splitlines():
-        line = raw.strip()
-        if line.startswith(_COMMENTS):
-            parts = line.split(None, 3)
-            name = parts[2] if len(parts) > 2 else b""
-        elif line.startswith(b"#") or not line:
-            continue
-        else:
-            name = line.split(b"{", 1)[0].split(None, 1)[0]
-        if name.decode("ascii", errors="replace") in _WANTED:
+    for start in sorted(starts):
+        end = body.find(b"\n", start)
+        line = body[start : None if end == -1 else end].strip()
+        if _wanted(line):
             keep.append(line)
             if len(keep) > MAX_LINES:
                 raise Fault(
@@ -107,13 +136,18 @@ def parse_sample(body: bytes) -> Sample | None:
 
     Raises :class:`Fault` BAD_RESPONSE when the lines of those metrics do not parse.
     """
+    return parse_lines(_wanted_lines(body))
+
+
+def parse_lines(text: str) -> Sample | None:
+    """:func:`parse_sample` for the wanted lines alone."""
     # Imported here: ~80 ms that every CLI command would pay at start-up otherwise.
     from prometheus_client.parser import text_string_to_metric_families
 
     running: float | None = None
     generated: float | None = None
     try:
-        for family in text_string_to_metric_families(_wanted_lines(body)):
+        for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == RUNNING:
                     running = (running or 0.0) + s.value
@@ -166,8 +200,13 @@ async def probe_progress(
             )
         if reply.status != 200:
             raise status_fault(reply, "/metrics")
-        # Bounded (max_response_bytes, MAX_LINES) and still kept off the event loop.
-        sample = await asyncio.to_thread(parse_sample, reply.body)
+        # Bounded (max_response_bytes, MAX_LINES); the lines are found in C, and only a page
+        # with many of them is parsed off the event loop.
+        lines = _wanted_lines(reply.body)
+        if lines.count("\n") <= _INLINE_LINES:
+            sample = parse_lines(lines)
+        else:
+            sample = await asyncio.to_thread(parse_lines, lines)
         if sample is None:
             tracker.forget(target)
             return f"unknown: /metrics lacks {RUNNING} or {GENERATED}_total", {}
