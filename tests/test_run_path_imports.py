@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 import yaml
 from fixtures_prometheus import free_port
+from pydantic import SecretStr
 
 from watchdog.alerts.client import LazyClient
 from watchdog.alerts.factory import build_channels
+from watchdog.alerts.heartbeat import Heartbeat
 from watchdog.config import parse_config
 from watchdog.core.model import AlertEvent, AlertStatus, Condition, Severity
 from watchdog.probes.http import make_client
@@ -197,3 +199,15 @@ async def test_the_alert_client_is_built_at_the_first_send_and_closed_with_the_d
     await lazy.aclose()
     assert client.is_closed
     await LazyClient(make_client).aclose()  # never built: nothing to close, no client made
+
+
+async def test_the_heartbeat_builds_the_shared_client_at_its_first_ping(
+    receiver: AlertReceiver,
+) -> None:
+    lazy = LazyClient(make_client)
+    heartbeat = Heartbeat(SecretStr(f"{receiver.url}/ping/abc"), lazy, timeout=2.0)
+    assert not lazy.built
+    assert await heartbeat.ping(ok=False) is True
+    assert lazy.built
+    assert [(r.method, r.path) for r in receiver.received] == [("GET", "/ping/abc/fail")]
+    await lazy.aclose()
