@@ -8,7 +8,6 @@ themselves neither retry nor choose their own deadline.
 
 from __future__ import annotations
 
-import ssl
 import time
 
 import certifi
@@ -36,13 +35,13 @@ class ProbeSuite:
     (:class:`~watchdog.probes.wire.WireClient`: no pool, so no probe waits for a slot another
     holds, its deadline covers only its own exchange, and nothing a cancelled probe leaves
     behind outlives it). TLS trusts the certifi bundle, as httpx does, and ignores the
-    environment (``SSL_CERT_FILE``), as the probes ignore proxies.
+    environment (``SSL_CERT_FILE``), as the probes ignore proxies; the context is built at
+    the first ``https`` probe.
     """
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self._tls: ssl.SSLContext = ssl.create_default_context(cafile=certifi.where())
-        self.wire = WireClient(self._tls)
+        self.wire = WireClient(cafile=certifi.where())  # the CA bundle loads at the first https
         self.progress = ProgressTracker()  # the previous /metrics sample per cluster
         self._since_version: dict[str, int] = {}  # health probes since the version was read
 
