@@ -56,6 +56,7 @@ class Tracer(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Tracer())
 
 from pathlib import Path
+import watchdog.commands.cli  # what `cluster-watchdog run` loads before the daemon
 from watchdog.service.daemon import Daemon
 from watchdog.core.model import NodeClass
 
