@@ -3,8 +3,8 @@
 A channel turns one :class:`~watchdog.core.model.AlertEvent` into one HTTP request. The only
 place httpx exceptions are caught is :func:`post`, which translates them (and non-2xx
 answers) into :class:`DeliveryError` carrying whether a retry can help; httpx is imported
-there, at the first send. Error texts name the
-channel only — never a URL, a routing key or a token — because webhook URLs are secrets.
+there, at the first send. Error texts name the channel only — never a URL, a routing key or
+a token — because webhook URLs are secrets.
 """
 
 from __future__ import annotations
