@@ -8,8 +8,15 @@ import. Two tables:
 
 - **alone**: each third-party library the daemon loads, imported by itself, minus a bare
   interpreter — what it would cost if nothing else were loaded;
-- **cumulative**: the libraries in the order the ``run`` path loads them, then the
-  watchdog's own modules, each row adding to the previous one — what each step adds.
+- **cumulative**: the ``run`` path in the order the daemon loads it, each row adding to the
+  previous one — what each step adds;
+- **later**: what the daemon loads only when it needs it, each on top of the whole ``run``
+  path: the engine-progress probe's parser, the HTTP client at the first page, the metrics
+  endpoint with ``metrics.listen``;
+- **without python-kasa and APScheduler**: the ``run`` path with ``kasa``, ``apscheduler``
+  and ``aiohttp`` (which only python-kasa's driver loads) replaced by empty stand-in modules
+  — an estimate of the daemon once plugs speak the legacy protocol without python-kasa and
+  the scheduler is gone.
 
 The idle daemon's own RSS is measured by ``bench_fleet.py --nodes 2``. Nothing is asserted.
 """
@@ -49,19 +56,76 @@ RUN_PATH = [
     ("+ watchdog.core (policy, paging)", "import watchdog.core.policy, watchdog.core.paging"),
     ("+ watchdog.state (store)", "import watchdog.state.store"),
     ("+ watchdog.probes (ssh, HTTP/1.1)", "import watchdog.probes"),
-    ("+ watchdog.alerts (httpx)", "import watchdog.alerts.dispatch"),
+    ("+ watchdog.alerts (no httpx until a page)", "import watchdog.alerts.dispatch"),
     ("+ watchdog.plugs (python-kasa)", "import watchdog.plugs.factory"),
-    ("+ the engine (prometheus-client)", "import watchdog.engine.engine"),
-    ("+ the daemon (journald, sd_notify, metrics server)", "import watchdog.service.daemon"),
+    ("+ the engine (psutil)", "import watchdog.engine.engine"),
+    ("+ the daemon (journald, sd_notify)", "import watchdog.service.daemon"),
 ]
 
+LATER = [
+    (
+        "+ the progress probe's parser (prometheus-client)",
+        "import prometheus_client.parser",
+    ),
+    (
+        "+ the first page or heartbeat (httpx client)",
+        "from watchdog.probes.http import make_client\nmake_client()",
+    ),
+    (
+        "+ metrics.listen (aiohttp web, prometheus-client)",
+        "import watchdog.service.metrics_server\n"
+        "from watchdog.telemetry import metrics\nmetrics.enable()",
+    ),
+]
 
-def measure(stmt: str, runs: int) -> tuple[float, float]:
+# Empty stand-ins for the named packages: any attribute is a class that accepts anything.
+STUBS = """
+import importlib.abc, importlib.machinery, sys, types
+
+class _AnyMeta(type):
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return cls
+
+    def __getitem__(cls, item):
+        return cls
+
+class _Stub(metaclass=_AnyMeta):
+    def __init__(self, *args, **kwargs):
+        pass
+
+class _StubModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Stub
+
+class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {roots!r}:
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = _StubModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
+        pass
+
+sys.meta_path.insert(0, _StubFinder())
+"""
+STUBBED = {"kasa", "apscheduler", "aiohttp"}
+
+
+def measure(stmt: str, runs: int, setup: str = "") -> tuple[float, float]:
     """Median peak RSS (MiB) and import time (ms) of ``stmt`` in a fresh interpreter."""
     rss, took = [], []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", PROBE.format(stmt=stmt)],
+            [sys.executable, "-c", setup + PROBE.format(stmt=stmt)],
             capture_output=True,
             text=True,
             check=True,
@@ -91,6 +155,21 @@ def main() -> None:
         added = 0.0 if last is None else rss - last
         print(f"{name:50} {rss:5.1f} MiB {added:5.1f} MiB {took:6.0f} ms")
         last = rss
+    run_path = "\n".join(stmts)
+    assert last is not None
+    print(f"\n{'loaded later, each on top of the run path':50} {'RSS':>9} {'added':>9}")
+    for name, stmt in LATER:
+        rss, took = measure(f"{run_path}\n{stmt}", args.runs)
+        print(f"{name:50} {rss:5.1f} MiB {rss - last:5.1f} MiB {took:6.0f} ms")
+    setup = STUBS.format(roots=sorted(STUBBED))
+    stubbed, took = measure(run_path, args.runs, setup)
+    print(f"\n{'with ' + ', '.join(sorted(STUBBED)) + ' stubbed':50} {'RSS':>9} {'added':>9}")
+    print(f"{'the run path':50} {stubbed:5.1f} MiB {stubbed - last:+5.1f} MiB {took:6.0f} ms")
+    for name, stmt in LATER:
+        if "metrics_server" in stmt:
+            continue  # the metrics endpoint is served by aiohttp, stubbed here
+        rss, took = measure(f"{run_path}\n{stmt}", args.runs, setup)
+        print(f"{name:50} {rss:5.1f} MiB {rss - stubbed:5.1f} MiB {took:6.0f} ms")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from watchdog.service.metrics_server import MetricsServer, channel_names
 from watchdog.sim.cluster import SimCluster
 from watchdog.sim.cluster_config import config_clusters
 from watchdog.sim.sim_node import SimNodeSpec
-from watchdog.telemetry import metrics
+from watchdog.telemetry import exposition, metrics
 
 SIZES = (2, 100)
 SETTLE = 40.0  # seconds after every node is healthy before the live windows
@@ -68,7 +68,8 @@ class EngineStandIn:
 
 
 def fill_counters(cfg: Config) -> None:
-    metrics.prime(cfg, channel_names(cfg) or ["on-call"])
+    metrics.enable()  # as the daemon does when metrics.listen is set
+    exposition.prime(cfg, channel_names(cfg) or ["on-call"])
     for probe in ProbeKind:
         for i in range(50):
             failure = FailureKind.TIMEOUT if i % 10 == 0 else None

@@ -33,14 +33,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post, render_text, url_secrets
 from watchdog.core.model import AlertEvent, AlertStatus, Severity
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 TRIGGER_HOLD = 7 * 24 * 3600.0
 # How far in Alertmanager's past a resolve ends: its Date header has whole seconds.
@@ -96,7 +96,7 @@ class AlertmanagerChannel:
     def __init__(
         self,
         cfg: config.AlertmanagerChannel,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         name: str,
         *,
         generator_url: str | None = None,
@@ -187,6 +187,8 @@ def _date(value: str) -> float | None:
     """An HTTP Date header as Unix time; None when absent or unreadable."""
     if not value or len(value) > 64:
         return None
+    from email.utils import parsedate_to_datetime  # with an answer: httpx loaded email already
+
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):

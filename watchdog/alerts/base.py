@@ -2,8 +2,9 @@
 
 A channel turns one :class:`~watchdog.core.model.AlertEvent` into one HTTP request. The only
 place httpx exceptions are caught is :func:`post`, which translates them (and non-2xx
-answers) into :class:`DeliveryError` carrying whether a retry can help. Error texts name the
-channel only — never a URL, a routing key or a token — because webhook URLs are secrets.
+answers) into :class:`DeliveryError` carrying whether a retry can help; httpx is imported
+there, at the first send. Error texts name the channel only — never a URL, a routing key or
+a token — because webhook URLs are secrets.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
+from watchdog.alerts.client import http_client
 from watchdog.core.errors import WatchdogError
 from watchdog.core.model import AlertEvent, AlertStatus
 from watchdog.edge.bounded import IDENTITY, BodyRefused, printable, read_body
 from watchdog.edge.redact import redact as redact_all
+
+if TYPE_CHECKING:
+    import httpx
+
+    from watchdog.alerts.client import HttpClient
 
 # How much of an error answer's body goes into a DeliveryError (after redaction).
 _BODY_SNIPPET = 200
@@ -120,7 +125,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     channel: str,
     url: str,
     *,
@@ -135,12 +140,14 @@ async def post(
     ``secrets`` are scrubbed from any text that goes into the error (a receiver may echo
     the routing key or token back in its error body).
     """
+    import httpx  # at the first send, not at start: a daemon that never pages needs none
+
     hidden = [s for s in secrets if s]
     try:
         # One deadline for the whole exchange: httpx's timeouts are per read.
         async with (
             asyncio.timeout(request_timeout),
-            client.stream(
+            http_client(client).stream(
                 "POST",
                 url,
                 json=json,

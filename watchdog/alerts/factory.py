@@ -6,7 +6,7 @@ so log lines and ``Dispatcher.sent`` tell them apart without ever showing a URL.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from watchdog import config
 from watchdog.alerts.alertmanager import AlertmanagerChannel
@@ -16,8 +16,11 @@ from watchdog.alerts.pagerduty import PagerDutyChannel
 from watchdog.alerts.slack import SlackChannel
 from watchdog.alerts.webhook import WebhookChannel
 
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
-def build_channels(cfg: config.Alerts, client: httpx.AsyncClient) -> list[Channel]:
+
+def build_channels(cfg: config.Alerts, client: HttpClient) -> list[Channel]:
     """One channel object per configured channel, in configuration order."""
     channels: list[Channel] = []
     used: set[str] = set()

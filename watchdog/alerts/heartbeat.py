@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import SecretStr
 
+from watchdog.alerts.client import http_client
 from watchdog.edge.bounded import IDENTITY, BodyRefused, read_body
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 log = logging.getLogger("watchdog.alerts")
 _MAX_ANSWER = 65536  # a ping service answers "OK"; anything longer is not one
@@ -22,6 +26,8 @@ _MAX_ANSWER = 65536  # a ping service answers "OK"; anything longer is not one
 
 def fail_url(url: str) -> str:
     """``url`` with ``/fail`` appended to its path (query string kept)."""
+    import httpx  # a ping is being sent: the client has imported it already
+
     parsed = httpx.URL(url)
     return str(parsed.copy_with(path=parsed.path.rstrip("/") + "/fail"))
 
@@ -29,7 +35,7 @@ def fail_url(url: str) -> str:
 class Heartbeat:
     """Pings the dead-man URL; never raises, so a ping can never stall the daemon's loop."""
 
-    def __init__(self, url: SecretStr, client: httpx.AsyncClient, *, timeout: float) -> None:
+    def __init__(self, url: SecretStr, client: HttpClient, *, timeout: float) -> None:
         self._url = url
         self._client = client
         self._timeout = timeout
@@ -40,6 +46,8 @@ class Heartbeat:
 
     async def ping(self, *, ok: bool = True) -> bool:
         """GET the URL (``/fail`` when not ``ok``); return whether the service took it."""
+        import httpx  # at the first ping, not at start
+
         what = "ok" if ok else "fail"
         try:
             base = self._url.get_secret_value()
@@ -47,7 +55,7 @@ class Heartbeat:
             # One deadline for the whole exchange: httpx's timeouts are per read.
             async with (
                 asyncio.timeout(self._timeout),
-                self._client.stream(
+                http_client(self._client).stream(
                     "GET", url, headers={"Accept-Encoding": IDENTITY}, timeout=self._timeout
                 ) as response,
             ):

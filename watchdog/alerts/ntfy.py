@@ -8,11 +8,14 @@ are RFC 2047-encoded, which ntfy decodes.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from watchdog import config
 from watchdog.alerts.base import header_value, post, render_text, title, url_secrets
 from watchdog.core.model import AlertEvent, AlertStatus, Severity
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 PRIORITY = {Severity.INFO: 2, Severity.WARNING: 3, Severity.ERROR: 4, Severity.CRITICAL: 5}
 RESOLVE_PRIORITY = 2
@@ -40,7 +43,7 @@ def headers(event: AlertEvent, token: str | None) -> dict[str, str]:
 class NtfyChannel:
     """Publishes to one ntfy topic (``https://ntfy.sh/my-topic``)."""
 
-    def __init__(self, cfg: config.NtfyChannel, client: httpx.AsyncClient, name: str) -> None:
+    def __init__(self, cfg: config.NtfyChannel, client: HttpClient, name: str) -> None:
         self.name = name
         self._url = cfg.url
         self._token = cfg.token

@@ -15,13 +15,14 @@ PagerDuty answers 202; a 400 means the event or routing key is invalid and is no
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post
 from watchdog.core.model import AlertEvent, AlertStatus
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 # PagerDuty rejects summaries longer than this.
 _SUMMARY_MAX = 1024
@@ -59,7 +60,7 @@ def payload(event: AlertEvent, routing_key: str) -> dict[str, Any]:
 class PagerDutyChannel:
     """Sends events to one PagerDuty service integration (routing key)."""
 
-    def __init__(self, cfg: config.PagerDutyChannel, client: httpx.AsyncClient, name: str) -> None:
+    def __init__(self, cfg: config.PagerDutyChannel, client: HttpClient, name: str) -> None:
         self.name = name
         self._key = cfg.routing_key
         self._url = cfg.url

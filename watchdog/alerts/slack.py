@@ -7,13 +7,14 @@ The webhook URL is itself the credential: it is held as a SecretStr and never lo
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import config
 from watchdog.alerts.base import post, url_secrets
 from watchdog.core.model import AlertEvent, AlertStatus, Severity
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 _ICON = {
     Severity.INFO: ":information_source:",
@@ -55,7 +56,7 @@ def payload(event: AlertEvent) -> dict[str, Any]:
 class SlackChannel:
     """POSTs :func:`payload` to a Slack-compatible incoming webhook."""
 
-    def __init__(self, cfg: config.SlackChannel, client: httpx.AsyncClient, name: str) -> None:
+    def __init__(self, cfg: config.SlackChannel, client: HttpClient, name: str) -> None:
         self.name = name
         self._url = cfg.url
         self._timeout = cfg.timeout

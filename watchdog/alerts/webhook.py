@@ -26,13 +26,14 @@ answer counts as delivered; 408/425/429 and 5xx are retried, other statuses are 
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import config
 from watchdog.alerts.base import iso8601, post, url_secrets
 from watchdog.core.model import AlertEvent
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 PAYLOAD_VERSION = 1
 
@@ -59,7 +60,7 @@ def payload(event: AlertEvent) -> dict[str, Any]:
 class WebhookChannel:
     """POSTs :func:`payload` to a URL (which may embed a token: never logged)."""
 
-    def __init__(self, cfg: config.WebhookChannel, client: httpx.AsyncClient, name: str) -> None:
+    def __init__(self, cfg: config.WebhookChannel, client: HttpClient, name: str) -> None:
         self.name = name
         self._url = cfg.url
         self._timeout = cfg.timeout

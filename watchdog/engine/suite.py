@@ -8,15 +8,14 @@ themselves neither retry nor choose their own deadline.
 
 from __future__ import annotations
 
-import ssl
 import time
 
-import httpx
+import certifi
 import psutil
 
 from watchdog.config import Cluster, Config, Node, Witness
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
-from watchdog.probes.http import make_client, probe_health, probe_models
+from watchdog.probes.http import probe_health, probe_models
 from watchdog.probes.ping import probe_ping
 from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.ssh import probe_ssh
@@ -30,24 +29,24 @@ VERSION_EVERY = 6
 
 
 class ProbeSuite:
-    """Probes the targets of one config; owns the HTTP clients.
+    """Probes the targets of one config; owns the probes' HTTP client.
 
     The endpoint probes send each request on a connection of its own
     (:class:`~watchdog.probes.wire.WireClient`: no pool, so no probe waits for a slot another
     holds, its deadline covers only its own exchange, and nothing a cancelled probe leaves
-    behind outlives it). ``client`` is the general HTTP client the alert channels share.
+    behind outlives it). TLS trusts the certifi bundle, as httpx does, and ignores the
+    environment (``SSL_CERT_FILE``), as the probes ignore proxies; the context is built at
+    the first ``https`` probe.
     """
 
-    def __init__(self, cfg: Config, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self._tls: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
-        self.client = client or make_client(verify=self._tls)
-        self.wire = WireClient(self._tls)
+        self.wire = WireClient(cafile=certifi.where())  # the CA bundle loads at the first https
         self.progress = ProgressTracker()  # the previous /metrics sample per cluster
         self._since_version: dict[str, int] = {}  # health probes since the version was read
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.wire.aclose()
 
     async def ssh(self, node: Node) -> ProbeResult:
         return await probe_ssh(

@@ -4,20 +4,22 @@ Both are cheap and both are blind to a stuck engine (vLLM issue #49210: ``/healt
 stayed 200 for 17 h; ``/v1/models`` answers from config). They tell "process up, key right,
 model name right" apart from "serving", which only the tool call proves (:mod:`.toolcall`).
 
-Also owns :func:`make_client`, the one HTTP client the daemon shares between probes.
+Also owns :func:`make_client`, the httpx client the daemon's alert channels share.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from watchdog.config import Endpoint
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
 from watchdog.probes.wire import WireClient
+
+if TYPE_CHECKING:
+    import httpx
 
 _VERSION_CHARS = 64  # "0.10.1.1+cu128" and the like; more is not a version
 _SHOWN_MODELS = 5  # enough to spot the right id, short enough for one line
@@ -32,7 +34,11 @@ def make_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     itself, not whatever ``HTTPS_PROXY`` a shell exported. No redirects: a 3xx means the
     base URL is wrong, and we say so. No retries (httpx's transport default is 0; set anyway).
     ``verify``: a TLS context built once and shared makes a client cheap to create.
+    httpx is imported here, when a client is first made: the probes themselves speak HTTP/1.1
+    on their own (:mod:`.wire`), so a daemon that never pages never loads it.
     """
+    import httpx
+
     return httpx.AsyncClient(
         transport=httpx.AsyncHTTPTransport(retries=0, trust_env=False, verify=verify),
         trust_env=False,

@@ -40,14 +40,20 @@ def _nothing() -> None:
 
 
 class WireClient:
-    """Sends each request on a connection of its own; holds only the TLS context."""
+    """Sends each request on a connection of its own; holds only the TLS context.
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    Without ``tls`` the context is built at the first ``https`` request, trusting ``cafile``
+    (default: the system's store): loading a CA bundle costs a few MiB that a cluster
+    probed over plain HTTP never needs.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None, *, cafile: str | None = None) -> None:
         self._tls = tls
+        self._cafile = cafile
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
-            self._tls = ssl.create_default_context()
+            self._tls = ssl.create_default_context(cafile=self._cafile)
         return self._tls
 
     async def __aenter__(self) -> WireClient:

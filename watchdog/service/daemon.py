@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from watchdog.alerts.client import LazyClient
 from watchdog.alerts.dispatch import Dispatcher
 from watchdog.config import Config
 from watchdog.core.errors import ConfigError
@@ -34,7 +35,6 @@ from watchdog.core.model import AlertEvent, AlertStatus, EventType, Severity
 from watchdog.engine.engine import Engine
 from watchdog.engine.suite import ProbeSuite
 from watchdog.probes.http import make_client
-from watchdog.service.metrics_server import MetricsServer, start_metrics
 from watchdog.service.notify import Notifier, watchdog_loop
 from watchdog.service.wiring import (
     build_dispatcher,
@@ -47,7 +47,11 @@ from watchdog.service.wiring import (
 )
 from watchdog.state import locks
 from watchdog.state.store import Store
+from watchdog.telemetry import metrics
 from watchdog.telemetry.journal import log_event, setup_logging
+
+if TYPE_CHECKING:  # aiohttp and prometheus_client load only with metrics.listen set
+    from watchdog.service.metrics_server import MetricsServer
 
 log = logging.getLogger("watchdog.daemon")
 
@@ -90,7 +94,7 @@ class Daemon:
         self.started = asyncio.Event()
         # Set up by startup(), for the main loop, reloads and the shutdown.
         self._cfg: Config | None = None
-        self._client: Any = None
+        self._client = LazyClient(make_client)  # built at the first page or heartbeat
         self._dispatcher: Dispatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -134,12 +138,13 @@ class Daemon:
         self._cfg = cfg
         with locks.state_lock(state_dir):
             loaded = store.load()
-        self._client = client = make_client()
+        if cfg.metrics is not None:
+            metrics.enable()  # counted from the first probe on, as the endpoint serves them
         self._dispatcher = dispatcher = self._new_dispatcher(cfg)
         await dispatcher.start()
         self.engine = engine = Engine(
             cfg,
-            suite=ProbeSuite(cfg, client),
+            suite=ProbeSuite(cfg),
             plugs=build_plugs(cfg),
             alerts=dispatcher,
             store=store,
@@ -160,8 +165,13 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._resolve_state_reset(engine, reset)))
         if self.install_signals:
             self._install_signals()
-        self.metrics = await start_metrics(cfg, engine)
-        self._tasks.append(asyncio.create_task(heartbeat(cfg, client, is_healthy=self._loop_ok)))
+        if cfg.metrics is not None:
+            from watchdog.service.metrics_server import start_metrics
+
+            self.metrics = await start_metrics(cfg, engine)
+        self._tasks.append(
+            asyncio.create_task(heartbeat(cfg, self._client, is_healthy=self._loop_ok))
+        )
         self._tasks.append(
             asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
         )

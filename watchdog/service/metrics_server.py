@@ -3,9 +3,12 @@
 Served by aiohttp from the daemon's own event loop (aiohttp bounds request lines and headers;
 no route reads a body); the exposition is rendered in a worker thread, one at a time, so a
 large fleet's scrape does not hold the loop. ``/metrics`` is the Prometheus text format of
-:mod:`watchdog.telemetry.metrics`; ``/healthz`` answers 200 while the scheduler ticked within
+:mod:`watchdog.telemetry.exposition`; ``/healthz`` answers 200 while the scheduler ticked within
 twice its period, 503 otherwise. Any other method is refused (405), any other path is 404.
 A small timer task measures how late the event loop runs it: the scheduler loop's lag.
+
+The daemon imports this module (aiohttp, prometheus_client) only when ``metrics.listen`` is
+set; building a server turns the counting hooks of :mod:`watchdog.telemetry.metrics` on.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from watchdog.config import Config
-from watchdog.telemetry import metrics
+from watchdog.telemetry import exposition, metrics
 
 log = logging.getLogger("watchdog.metrics")
 
@@ -36,14 +39,15 @@ def tick_period(cfg: Config) -> float:
 class MetricsServer:
     """Serves one engine's metrics on ``cfg.metrics.listen`` until :meth:`stop`."""
 
-    def __init__(self, engine: metrics.EngineView, host: str, port: int) -> None:
+    def __init__(self, engine: exposition.EngineView, host: str, port: int) -> None:
+        metrics.enable()
         self.engine = engine
         self.host = host
         self.port = port
         self.lag = 0.0
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(metrics.EVENTS)
-        self.registry.register(metrics.FleetCollector(engine, lambda: self.lag))
+        self.registry.register(exposition.EVENTS)
+        self.registry.register(exposition.FleetCollector(engine, lambda: self.lag))
         self._runner: web.AppRunner | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._render = asyncio.Lock()
@@ -91,7 +95,7 @@ class MetricsServer:
         # The collector only reads immutable state and the counters take their own locks.
         cfg = self.engine.cfg
         if cfg is not self._primed:  # started, or reloaded: new nodes' series start at zero
-            metrics.prime(cfg, channel_names(cfg))
+            exposition.prime(cfg, channel_names(cfg))
             self._primed = cfg
         async with self._render:
             body = await asyncio.to_thread(generate_latest, self.registry)
@@ -123,7 +127,7 @@ def channel_names(cfg: Config) -> list[str]:
     return names
 
 
-async def start_metrics(cfg: Config, engine: metrics.EngineView) -> MetricsServer | None:
+async def start_metrics(cfg: Config, engine: exposition.EngineView) -> MetricsServer | None:
     """Start the endpoint if ``metrics.listen`` is set; a port in use is logged, not fatal."""
     if cfg.metrics is None:
         return None

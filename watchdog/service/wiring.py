@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.alerts.dispatch import Delivery, DeliveryReport, Dispatcher
 from watchdog.alerts.factory import build_channels
@@ -25,6 +25,9 @@ from watchdog.plugs.base import Plug
 from watchdog.plugs.factory import make_plug
 from watchdog.state import history
 from watchdog.telemetry.journal import log_event
+
+if TYPE_CHECKING:
+    from watchdog.alerts.client import HttpClient
 
 # The daemon's logger: these lines are the daemon's own, wherever the code lives.
 log = logging.getLogger("watchdog.daemon")
@@ -57,7 +60,7 @@ def changed_plugs(old: Config, new: Config) -> dict[str, Plug]:
     }
 
 
-def build_dispatcher(cfg: Config, client: Any, state_dir: Path) -> Dispatcher:
+def build_dispatcher(cfg: Config, client: HttpClient, state_dir: Path) -> Dispatcher:
     """The dispatcher of ``cfg``'s alert channels: each delivered page goes into the history,
     each failed step into the journal."""
     a = cfg.alerts
@@ -86,7 +89,7 @@ def delivery_failed(report: DeliveryReport) -> None:
     )
 
 
-async def heartbeat(cfg: Config, client: Any, *, is_healthy: Callable[[], bool]) -> None:
+async def heartbeat(cfg: Config, client: HttpClient, *, is_healthy: Callable[[], bool]) -> None:
     """Ping the dead-man heartbeat (if one is configured) while the daemon is healthy."""
     hb_cfg = cfg.alerts.heartbeat
     if hb_cfg is None:
