@@ -315,9 +315,9 @@ async def test_a_wrong_typed_plug_answer_is_a_plug_error_never_a_crash(
 
 class ScriptedKasa:
     """A legacy Kasa plug (an emulated HS110's firmware) whose n-th connection does what
-    ``script(n)`` says to each request: "answer", "garbage" (framed bytes that are no
-    enciphered JSON), "close" (hang up without a word) or "drip" (declare 1000 bytes, send
-    one every 50 ms)."""
+    ``script(n)`` says to each request: "answer", "once" (answer, then close the connection),
+    "garbage" (framed bytes that are no enciphered JSON), "close" (hang up without a word) or
+    "drip" (declare 1000 bytes, send one every 50 ms)."""
 
     def __init__(self, script: Callable[[int], str]) -> None:
         self.script = script
@@ -361,6 +361,8 @@ class ScriptedKasa:
                 else:
                     writer.write(xor_encrypt(json.dumps(self.device.handle(request)).encode()))
                 await writer.drain()
+                if how == "once":
+                    return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
@@ -410,6 +412,22 @@ async def test_a_plug_that_drops_one_connection_is_switched_on_the_retry(
     assert [(e.on, e.cause) for e in peer.device.record] == [(False, "client")]
     reading = await plug.read()
     assert reading.reachable and reading.is_on is False and reading.watts == 0
+    await plug.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS.values(), ids=DRIVERS.keys())
+async def test_a_plug_that_closes_each_connection_after_one_answer_keeps_being_read(
+    scripted: Callable[..., Any], driver: type[AnyKasa]
+) -> None:
+    peer = await scripted(lambda n: "once")
+    plug = kasa(peer.port, driver)
+    for _ in range(3):
+        reading = await plug.read()
+        assert reading.reachable and reading.is_on is True, reading
+        await asyncio.sleep(0.05)  # idle: the close arrives before the next read
+    await plug.turn_off()  # at once: the close may not have arrived yet
+    assert await plug.is_on() is False
+    assert [(e.on, e.cause) for e in peer.device.record] == [(False, "client")]
     await plug.close()
 
 

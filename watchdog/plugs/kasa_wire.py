@@ -1,10 +1,12 @@
 """The legacy Kasa wire protocol (TCP, XOR autokey cipher), bounded, with its one retry loop.
 
-Owns one operation's connection to a legacy Kasa plug or strip: an :class:`XorSession`
-connects on its first request and sends each request as a 4-byte big-endian length followed
-by the JSON text enciphered with the XOR autokey cipher (initial key 171); the answer comes
-back framed the same way. :meth:`XorSession.close` ends the connection: one TCP connection per
-operation, which a device that drops idle connections cannot trip up.
+Owns the connection to one legacy Kasa plug or strip: an :class:`XorLink` connects on demand
+and sends each request as a 4-byte big-endian length followed by the JSON text enciphered with
+the XOR autokey cipher (initial key 171); the answer comes back framed the same way. The
+connection stays open for the next request, as python-kasa keeps it; one the device has
+closed while idle is opened again before it is used (at end of file), and a reused connection
+that fails before a byte of the answer arrived is opened again at once, without counting as
+an attempt: a device that drops idle connections costs a reconnect, never a retry.
 
 Bounds, checked here at the edge:
 
@@ -49,12 +51,16 @@ _NOT_RETRIED = {errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EC
 
 
 class WireError(Exception):
-    """A request failed: ``kind`` says how, ``retry`` whether another attempt may help."""
+    """A request failed: ``kind`` says how, ``retry`` whether another attempt may help,
+    ``stale`` that the connection failed before a byte of the answer came."""
 
-    def __init__(self, kind: PlugFailure, message: str, *, retry: bool = False) -> None:
+    def __init__(
+        self, kind: PlugFailure, message: str, *, retry: bool = False, stale: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry = retry
+        self.stale = stale
 
 
 def encrypt(text: str) -> bytes:
@@ -79,8 +85,8 @@ def decrypt(ciphertext: bytes) -> str:
     return plain.to_bytes(size, "big").decode()
 
 
-class XorSession:
-    """The requests of one operation on one plug, over one connection (opened on demand)."""
+class XorLink:
+    """The connection to one plug (opened on demand, kept between requests)."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self._host = host
@@ -94,6 +100,7 @@ class XorSession:
         frame = encrypt(json.dumps(request, separators=(",", ":")))
         attempt = 1
         while True:
+            reused = self._usable()
             try:
                 async with asyncio.timeout(self._timeout):
                     return await self._exchange(frame)
@@ -105,6 +112,8 @@ class XorSession:
                 error.__cause__ = exc
             except WireError as exc:
                 self.close(abort=True)
+                if reused and exc.stale:
+                    continue  # the device had dropped the kept connection: open a new one
                 error = exc
             if not error.retry or attempt > RETRIES:
                 if attempt > 1:
@@ -113,6 +122,14 @@ class XorSession:
             if error.kind is PlugFailure.TIMEOUT:
                 await asyncio.sleep(BACKOFF)
             attempt += 1
+
+    def _usable(self) -> bool:
+        """Whether a kept connection is there to reuse (one closed by the device is dropped)."""
+        if self._reader is not None and self._writer is not None:
+            if not self._reader.at_eof() and not self._writer.is_closing():
+                return True
+            self.close(abort=True)
+        return False
 
     def close(self, *, abort: bool = False) -> None:
         """Drop the connection (``abort``: at once, unsent bytes discarded)."""
@@ -124,7 +141,8 @@ class XorSession:
                 writer.close()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._reader is not None and self._writer is not None:
+        if self._usable():
+            assert self._reader is not None and self._writer is not None
             return self._reader, self._writer
         try:
             reader, writer = await asyncio.open_connection(self._host, self._port)
@@ -145,10 +163,12 @@ class XorSession:
 
     async def _exchange(self, frame: bytes) -> dict[str, Any]:
         reader, writer = await self._connect()
+        header = b""  # nothing of the answer yet: a failure now may be a stale connection
         try:
             writer.write(frame)
             await writer.drain()
-            (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+            header = await reader.readexactly(_LENGTH.size)
+            (length,) = _LENGTH.unpack(header)
             if length > MAX_ANSWER:
                 raise WireError(
                     PlugFailure.PROTOCOL,
@@ -161,6 +181,7 @@ class XorSession:
                 PlugFailure.PROTOCOL,
                 f"the plug closed the connection ({len(exc.partial)} of {exc.expected} bytes read)",
                 retry=True,
+                stale=not header and not exc.partial,
             ) from exc
         except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
             raise WireError(
@@ -169,7 +190,9 @@ class XorSession:
         except TimeoutError:
             raise
         except OSError as exc:  # reset, broken pipe
-            raise WireError(PlugFailure.UNREACHABLE, f"connection lost: {exc}", retry=True) from exc
+            raise WireError(
+                PlugFailure.UNREACHABLE, f"connection lost: {exc}", retry=True, stale=not header
+            ) from exc
         if not isinstance(answer, dict):
             raise WireError(
                 PlugFailure.PROTOCOL, f"the answer is a JSON {type(answer).__name__}, no object"

@@ -6,11 +6,13 @@ HS110, HS300, KP115, KP303 …): a single plug, or one outlet of a strip chosen 
 same messages, at a fraction of the memory (python-kasa imports every device family, aiohttp
 and cryptography) and of the CPU per read:
 
-* every operation opens one connection (:class:`~.kasa_wire.XorSession`: bounds, the one retry
-  loop), asks ``system.get_sysinfo`` first as python-kasa does, then only what it needs:
+* every operation goes over the plug's one connection (:class:`~.kasa_wire.XorLink`: kept
+  open, bounds, the one retry loop), asks ``system.get_sysinfo`` first as python-kasa does,
+  then only what it needs:
   ``emeter.get_realtime`` for a read of a metered outlet, ``system.set_relay_state`` to switch,
   the ``count_down`` rule for the device-side timer; a strip outlet is addressed with
-  ``context.child_ids`` (:mod:`.kasa_iot`);
+  ``context.child_ids`` (:mod:`.kasa_iot`). Once a read has shown a single plug with a meter,
+  its reads ask sysinfo and meter in one request, as python-kasa's updates do;
 * failures become :class:`~watchdog.core.errors.PlugError` here: the wire's kind (TIMEOUT,
   UNREACHABLE, PROTOCOL), PROTOCOL for a wrong-typed answer or a non-zero ``err_code`` (never a
   crash), NO_OUTLET when configuration and device disagree. XOR plugs have no credentials, so
@@ -36,6 +38,7 @@ from watchdog.plugs.base import unreachable_reading
 from watchdog.plugs.kasa_iot import (
     GET_SYSINFO,
     BadAnswer,
+    Json,
     Outlet,
     countdown_done,
     countdown_request,
@@ -44,10 +47,12 @@ from watchdog.plugs.kasa_iot import (
     request,
     result,
 )
-from watchdog.plugs.kasa_wire import DEFAULT_PORT, WireError, XorSession
+from watchdog.plugs.kasa_wire import DEFAULT_PORT, WireError, XorLink
 
 T = TypeVar("T")
-Operation = Callable[[XorSession, Outlet], Awaitable[T]]
+Operation = Callable[[XorLink, Outlet], Awaitable[T]]
+# A metered single plug's read in one request, as python-kasa's updates after its first.
+_SYSINFO_AND_METER: Json = GET_SYSINFO | request("emeter", "get_realtime", {}, None)
 
 
 class XorKasaPlug:
@@ -61,7 +66,10 @@ class XorKasaPlug:
         self._timeout = cfg.timeout
         self._timer_wanted = cfg.device_timer
         self._timer_missing = False  # learnt from the device: it has no count_down service
-        self._lock = asyncio.Lock()  # one operation at a time, as a plug's firmware prefers
+        self._single_meter = False  # learnt from the last sysinfo: a single plug with a meter
+        self._first: Json = {}  # the last operation's first answer
+        self._link = XorLink(self._host, self._port, self._timeout)
+        self._lock = asyncio.Lock()  # one operation at a time on the one connection
 
     def __repr__(self) -> str:
         return f"XorKasaPlug({self.label!r}, {self._host}:{self._port}, outlet={self._outlet!r})"
@@ -72,13 +80,14 @@ class XorKasaPlug:
 
     # ------------------------------------------------------------------ the interface
     async def read(self) -> PlugReading:
+        first = _SYSINFO_AND_METER if self._single_meter else GET_SYSINFO
         try:
-            return await self._run("read", self._read)
+            return await self._run("read", self._read, first)
         except PlugError as err:
             return unreachable_reading(err)
 
     async def is_on(self) -> bool:
-        async def op(session: XorSession, outlet: Outlet) -> bool:
+        async def op(session: XorLink, outlet: Outlet) -> bool:
             return outlet.is_on
 
         return await self._run("read state", op)
@@ -99,36 +108,44 @@ class XorKasaPlug:
             await self._run("disarm the switch-on timer", self._countdown(None))
 
     async def close(self) -> None:
-        """Nothing to release: every operation closes its own connection."""
+        async with self._lock:
+            self._link.close()
 
     # ------------------------------------------------------------------ internals
-    async def _run(self, what: str, op: Operation[T]) -> T:
+    async def _run(self, what: str, op: Operation[T], first: Json = GET_SYSINFO) -> T:
+        """``op`` on the configured outlet, read from the answer to ``first`` (a sysinfo query)."""
         async with self._lock:
-            session = XorSession(self._host, self._port, self._timeout)
             try:
-                outlet = read_outlet(await session.query(GET_SYSINFO), self._outlet, self.label)
-                return await op(session, outlet)
-            except PlugError:
-                raise
-            except WireError as exc:
-                raise self._failed(what, exc.kind, str(exc)) from exc
-            except BadAnswer as exc:
-                raise self._failed(what, PlugFailure.PROTOCOL, f"malformed answer: {exc}") from exc
-            except Exception as exc:  # a malformed answer the checks did not foresee
-                reason = f"malformed answer ({type(exc).__name__}: {exc})"
-                raise self._failed(what, PlugFailure.PROTOCOL, reason) from exc
-            finally:
-                session.close()
+                self._first = await self._link.query(first)
+                outlet = read_outlet(self._first, self._outlet, self.label)
+                self._single_meter = outlet.metered and outlet.child_id is None
+                return await op(self._link, outlet)
+            except BaseException as exc:  # cancelled, too: an answer may still be on its way
+                self._link.close(abort=True)  # so the next operation starts on a new connection
+                if isinstance(exc, PlugError) or not isinstance(exc, Exception):
+                    raise
+                raise self._translate(what, exc) from exc
+
+    def _translate(self, what: str, exc: Exception) -> PlugError:
+        if isinstance(exc, WireError):
+            return self._failed(what, exc.kind, str(exc))
+        if isinstance(exc, BadAnswer):
+            return self._failed(what, PlugFailure.PROTOCOL, f"malformed answer: {exc}")
+        # A malformed answer the checks did not foresee: still a plug error, never a crash.
+        reason = f"malformed answer ({type(exc).__name__}: {exc})"
+        return self._failed(what, PlugFailure.PROTOCOL, reason)
 
     def _failed(self, what: str, kind: PlugFailure, reason: str) -> PlugError:
         text = printable(redact(reason), 300)  # redact first, then cut
         return PlugError(kind, f"plug {self.label}: {what} failed ({kind.value}): {text}")
 
-    async def _read(self, session: XorSession, outlet: Outlet) -> PlugReading:
+    async def _read(self, session: XorLink, outlet: Outlet) -> PlugReading:
         watts: float | None = None
         if outlet.metered:
-            ask = request("emeter", "get_realtime", {}, outlet.child_id)
-            watts = realtime_watts(await session.query(ask))
+            answer = self._first
+            if outlet.child_id is not None or "emeter" not in answer:
+                answer = await session.query(request("emeter", "get_realtime", {}, outlet.child_id))
+            watts = realtime_watts(answer)
         return PlugReading(
             reachable=True,
             is_on=outlet.is_on,
@@ -137,7 +154,7 @@ class XorKasaPlug:
         )
 
     def _switch(self, on: bool) -> Operation[None]:
-        async def op(session: XorSession, outlet: Outlet) -> None:
+        async def op(session: XorLink, outlet: Outlet) -> None:
             ask = request("system", "set_relay_state", {"state": int(on)}, outlet.child_id)
             result(await session.query(ask), "system", "set_relay_state")
 
@@ -147,7 +164,7 @@ class XorKasaPlug:
         """Set our switch-on rule (``seconds``) or clear it (None); False, and not asked for
         again, when the device has no count_down service."""
 
-        async def op(session: XorSession, outlet: Outlet) -> bool:
+        async def op(session: XorLink, outlet: Outlet) -> bool:
             query, calls = countdown_request(seconds, outlet.child_id)
             done = countdown_done(await session.query(query), calls, self.label)
             if not done:
