@@ -51,7 +51,7 @@ RUN_PATH = [
     ("+ watchdog.state (store)", "import watchdog.state.store"),
     ("+ watchdog.probes (ssh, HTTP/1.1)", "import watchdog.probes"),
     ("+ watchdog.alerts (httpx)", "import watchdog.alerts.dispatch"),
-    ("+ watchdog.plugs (python-kasa)", "import watchdog.plugs.factory"),
+    ("+ watchdog.plugs (Kasa XOR natively)", "import watchdog.plugs.factory"),
     ("+ the engine (APScheduler, prometheus-client)", "import watchdog.engine.engine"),
     ("+ the daemon (journald, sd_notify, metrics server)", "import watchdog.service.daemon"),
 ]

@@ -10,9 +10,9 @@ allocations are counted against the probes, as with a real node. Each probe is t
 pays a fresh TCP connect):
 
 - wall latency per probe (median, p95, max) and the client's CPU time per probe, the plug
-  reads included: the native XOR driver (``XorKasaPlug``, a connection per read) and
-  ``KasaPlug`` (python-kasa, its device cached as the daemon keeps it, and connecting afresh),
-  for an HS110 and one outlet of an HS300 strip;
+  reads included: the native XOR driver (``XorKasaPlug``) and ``KasaPlug`` (python-kasa),
+  each with its connection kept as the daemon keeps it and with a fresh one per read, for an
+  HS110 and one outlet of an HS300 strip;
 - the memory bound: ``probe_models`` / ``probe_tool_call`` against a 64 MiB chunked body
   (``VllmMode.HUGE``), for several ``max_response_bytes``, with the tracemalloc peak of the
   probe compared to the limit and the bytes the server managed to send before the hang-up.
@@ -149,22 +149,22 @@ async def latency(urls: dict[str, object], key: str, runs: int) -> None:
             {"type": "kasa", "host": HOST, "port": urls[device], "timeout": 2, "outlet": outlet}
         )
         what = "HS110" if outlet is None else "HS300[4]"
-        native = XorKasaPlug(cfg, label="bench")  # one connection per read: nothing cached
-        await measure(f"native read {what}", native.read, runs)
-        plug = KasaPlug(cfg, label="bench")
-        try:
-            await measure(f"python-kasa read {what} cached", plug.read, runs)
-        finally:
-            await plug.close()
-
-        async def cold_read(cfg: PlugConfig = cfg) -> PlugReading:
-            fresh = KasaPlug(cfg, label="bench")
+        for name, driver in (("native", XorKasaPlug), ("python-kasa", KasaPlug)):
+            plug = driver(cfg, label="bench")  # connected once, kept as the daemon keeps it
             try:
-                return await fresh.read()
+                await measure(f"{name} {what} kept", plug.read, runs)
             finally:
-                await fresh.close()
+                await plug.close()
 
-        await measure(f"python-kasa {what} connect", cold_read, max(20, runs // 4))
+            async def cold_read(cfg: PlugConfig = cfg, driver: type = driver) -> PlugReading:
+                fresh = driver(cfg, label="bench")
+                try:
+                    reading: PlugReading = await fresh.read()
+                    return reading
+                finally:
+                    await fresh.close()
+
+            await measure(f"{name} {what} connect", cold_read, max(20, runs // 4))
 
 
 async def huge_body(
