@@ -24,6 +24,7 @@ from fixtures_sim import MakeEmulator
 from watchdog.config import Plug as PlugConfig
 from watchdog.core.errors import PlugError, PlugFailure
 from watchdog.plugs.kasa import KasaPlug
+from watchdog.plugs.kasa_iot import BadAnswer, read_outlet, realtime_watts
 from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.sim.kasa import KasaEmulator, load_fixture
 
@@ -138,6 +139,69 @@ async def test_both_drivers_refuse_a_missing_outlet_with_the_same_words(
         assert caught.value.kind is PlugFailure.NO_OUTLET
     assert str(errors[0]) == str(errors[1])
     assert emu.record == []
+
+
+# --------------------------------------------------------------------------- answers read
+@pytest.mark.parametrize(
+    ("answer", "watts"),
+    [
+        ({"emeter": {"get_realtime": {"power": 12.5, "err_code": 0}}}, 12.5),
+        ({"emeter": {"get_realtime": {"power_mw": 12500, "err_code": 0}}}, 12.5),
+        (
+            {"emeter": {"get_realtime": {"power": 3, "power_mw": 9}}},
+            3.0,
+        ),  # W wins, as in python-kasa
+        ({"emeter": {"err_code": -1, "err_msg": "module not support"}}, None),
+        ({"emeter": {"get_realtime": {"err_code": -2, "err_msg": "member not support"}}}, None),
+        ({"emeter": {"get_realtime": {"voltage": 230.0}}}, None),
+    ],
+)
+def test_the_meter_answer_is_read_in_watts(answer: dict[str, Any], watts: float | None) -> None:
+    assert realtime_watts(answer) == watts
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {},
+        {"emeter": "on"},
+        {"emeter": {"get_realtime": [1]}},
+        {"emeter": {"get_realtime": {"power": "12"}}},
+        {"emeter": {"get_realtime": {"power_mw": True}}},
+        {"emeter": {"get_realtime": {"power": float("nan")}}},
+    ],
+)
+def test_a_wrong_typed_meter_answer_is_a_bad_answer(answer: dict[str, Any]) -> None:
+    with pytest.raises(BadAnswer):
+        realtime_watts(answer)
+
+
+def sysinfo(**info: Any) -> dict[str, Any]:
+    return {"system": {"get_sysinfo": {"alias": "n1", "feature": "TIM:ENE"} | info}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "outlet"),
+    [
+        (sysinfo(relay_state=2), None),
+        (sysinfo(relay_state="1"), None),
+        (sysinfo(relay_state=1, feature=7), None),
+        (sysinfo(children="many"), 0),
+        (sysinfo(children=[{"alias": "a", "state": 1}]), 0),  # no id
+        (sysinfo(children=[{"id": "X00", "alias": "a", "state": None}]), "A"),
+        ({"system": {"get_sysinfo": {"err_code": -1}}}, None),
+        ({"system": "down"}, None),
+    ],
+)
+def test_a_wrong_typed_sysinfo_is_a_bad_answer(answer: dict[str, Any], outlet: Any) -> None:
+    with pytest.raises(BadAnswer):
+        read_outlet(answer, outlet, "n1")
+
+
+def test_a_strip_outlet_is_addressed_by_the_id_the_device_reports() -> None:
+    children = [{"id": "00", "alias": "a", "state": 0}, {"id": "01", "alias": "B", "state": 1}]
+    outlet = read_outlet(sysinfo(children=children), "b", "n1")
+    assert (outlet.child_id, outlet.is_on, outlet.alias, outlet.metered) == ("01", True, "B", True)
 
 
 # --------------------------------------------------------------------------- import isolation
