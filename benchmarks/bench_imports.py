@@ -57,7 +57,7 @@ RUN_PATH = [
     ("+ watchdog.state (store)", "import watchdog.state.store"),
     ("+ watchdog.probes (ssh, HTTP/1.1)", "import watchdog.probes"),
     ("+ watchdog.alerts (no httpx until a page)", "import watchdog.alerts.dispatch"),
-    ("+ watchdog.plugs (python-kasa)", "import watchdog.plugs.factory"),
+    ("+ watchdog.plugs (Kasa XOR natively)", "import watchdog.plugs.factory"),
     ("+ the engine (psutil)", "import watchdog.engine.engine"),
     ("+ the daemon (journald, sd_notify)", "import watchdog.service.daemon"),
 ]

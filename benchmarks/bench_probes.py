@@ -9,7 +9,10 @@ allocations are counted against the probes, as with a real node. Each probe is t
 (:class:`~watchdog.probes.wire.WireClient`: one request per connection, so every HTTP probe
 pays a fresh TCP connect):
 
-- wall latency per probe (median, p95, max) and the client's CPU time per probe;
+- wall latency per probe (median, p95, max) and the client's CPU time per probe, the plug
+  reads included: the native XOR driver (``XorKasaPlug``) and ``KasaPlug`` (python-kasa),
+  each with its connection kept as the daemon keeps it and with a fresh one per read, for an
+  HS110 and one outlet of an HS300 strip;
 - the memory bound: ``probe_models`` / ``probe_tool_call`` against a 64 MiB chunked body
   (``VllmMode.HUGE``), for several ``max_response_bytes``, with the tracemalloc peak of the
   probe compared to the limit and the bytes the server managed to send before the hang-up.
@@ -36,6 +39,7 @@ from watchdog.config import Endpoint
 from watchdog.config import Plug as PlugConfig
 from watchdog.core.model import FailureKind, PlugReading, ProbeResult
 from watchdog.plugs.kasa import KasaPlug
+from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.probes.http import probe_health, probe_models
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
@@ -61,7 +65,8 @@ async def _serve(conn: multiprocessing.connection.Connection, key: str) -> None:
     huge = FakeVllm(HOST, model=MODEL, api_key=key)
     banner = BannerServer(HOST)
     plug = KasaEmulator(host=HOST, initial_on=True)
-    for server in (healthy, huge, banner, plug):
+    strip = KasaEmulator("HS300(US)_2.0_1.0.12", host=HOST, initial_on=True)
+    for server in (healthy, huge, banner, plug, strip):
         await server.start()
     await huge.set_mode(VllmMode.HUGE)
     done = asyncio.Event()
@@ -76,10 +81,11 @@ async def _serve(conn: multiprocessing.connection.Connection, key: str) -> None:
             done.set()
 
     loop.add_reader(conn.fileno(), on_command)
-    conn.send({"vllm": healthy.url, "huge": huge.url, "ssh": banner.port, "plug": plug.port})
+    ports = {"ssh": banner.port, "plug": plug.port, "strip": strip.port}
+    conn.send({"vllm": healthy.url, "huge": huge.url} | ports)
     await done.wait()
     loop.remove_reader(conn.fileno())
-    for server in (healthy, huge, banner, plug):
+    for server in (healthy, huge, banner, plug, strip):
         await server.stop()
     conn.send("stopped")
 
@@ -105,16 +111,13 @@ async def measure(
         if failed:
             sys.exit(f"{name}: the probe failed against a healthy server: {out}")
     cpu = (time.process_time() - cpu0) / runs
-    print(f"{name:<26} {runs:>5}  {summary_ms(walls)}  cpu {cpu * 1e3:6.2f} ms/probe")
+    print(f"{name:<28} {runs:>5}  {summary_ms(walls)}  cpu {cpu * 1e3:6.2f} ms/probe")
 
 
 async def latency(urls: dict[str, object], key: str, runs: int) -> None:
     ep = endpoint(str(urls["vllm"]), key)
     port = int(str(urls["ssh"]))
-    plug_cfg = PlugConfig.model_validate(
-        {"type": "kasa", "host": HOST, "port": urls["plug"], "timeout": 2}
-    )
-    print(f"{'probe':<26} {'runs':>5}  wall latency (one at a time)                   client CPU")
+    print(f"{'probe':<28} {'runs':>5}  wall latency (one at a time)                   client CPU")
     async with WireClient() as client:
         await measure(
             "probe_health",
@@ -141,20 +144,27 @@ async def latency(urls: dict[str, object], key: str, runs: int) -> None:
         lambda: probe_ssh(HOST, port, timeout=TIMEOUT, target="bench"),
         runs,
     )
-    plug = KasaPlug(plug_cfg, label="bench")
-    try:
-        await measure("KasaPlug.read (cached)", plug.read, runs)
-    finally:
-        await plug.close()
+    for device, outlet in (("plug", None), ("strip", 4)):
+        cfg = PlugConfig.model_validate(
+            {"type": "kasa", "host": HOST, "port": urls[device], "timeout": 2, "outlet": outlet}
+        )
+        what = "HS110" if outlet is None else "HS300[4]"
+        for name, driver in (("native", XorKasaPlug), ("python-kasa", KasaPlug)):
+            plug = driver(cfg, label="bench")  # connected once, kept as the daemon keeps it
+            try:
+                await measure(f"{name} {what} kept", plug.read, runs)
+            finally:
+                await plug.close()
 
-    async def cold_read() -> PlugReading:
-        fresh = KasaPlug(plug_cfg, label="bench")
-        try:
-            return await fresh.read()
-        finally:
-            await fresh.close()
+            async def cold_read(cfg: PlugConfig = cfg, driver: type = driver) -> PlugReading:
+                fresh = driver(cfg, label="bench")
+                try:
+                    reading: PlugReading = await fresh.read()
+                    return reading
+                finally:
+                    await fresh.close()
 
-    await measure("KasaPlug.read (connect)", cold_read, max(20, runs // 4))
+            await measure(f"{name} {what} connect", cold_read, max(20, runs // 4))
 
 
 async def huge_body(

@@ -1,14 +1,17 @@
 """Hostile peers on loopback: every answer bounded in bytes and time, every fault classified.
 
-Real servers speaking real HTTP and the real Kasa XOR framing, against the real httpx and
-python-kasa clients: decompression bombs, endless bodies, a plug declaring a 1 GB answer,
-wrong-typed answers, lone surrogates and deep nesting. Memory is checked with tracemalloc
+Real servers speaking real HTTP and the real Kasa XOR framing, against the real httpx client
+and both Kasa drivers (the native XOR one and python-kasa): decompression bombs, endless
+bodies, a plug declaring a 1 GB answer, garbage, a dripping or hanging-up plug, wrong-typed
+answers, lone surrogates and deep nesting. Memory is checked with tracemalloc
 (what Python allocated while the exchange ran), time against the probe's own deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
@@ -29,12 +32,16 @@ from watchdog.core.model import FailureKind
 from watchdog.plugs.cycle import power_cycle
 from watchdog.plugs.cycle_steps import CycleStep
 from watchdog.plugs.kasa import KasaPlug
-from watchdog.plugs.kasa_bounded import MAX_ANSWER
+from watchdog.plugs.kasa_wire import MAX_ANSWER
+from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.probes import make_client, probe_models, probe_tool_call
 from watchdog.probes.wire import WireClient
 from watchdog.sim.hostile import HostileHttp, HostileKasa, HttpAnswer, stacked_gzip
+from watchdog.sim.kasa import xor_decrypt, xor_encrypt
+from watchdog.sim.kasa_device import KasaDevice
 
 KEY = "sk-hostile-test-9d2e7c41b8a0"
+_LEN = struct.Struct(">I")
 TIMEOUT = 2.0
 MIB = 1024 * 1024
 
@@ -221,23 +228,31 @@ async def test_an_accepted_alert_is_delivered_without_reading_its_answer(
 
 
 # --------------------------------------------------------------------------- plugs
-def kasa(port: int) -> KasaPlug:
+AnyKasa = XorKasaPlug | KasaPlug
+DRIVERS: dict[str, type[AnyKasa]] = {"native": XorKasaPlug, "python-kasa": KasaPlug}
+
+
+def kasa(port: int, driver: type[AnyKasa] = KasaPlug, timeout: float = 2) -> AnyKasa:
     cfg = PlugConfig.model_validate(
-        {"type": "kasa", "host": "127.0.0.1", "port": port, "timeout": 2, "encryption": "xor"}
+        {"type": "kasa", "host": "127.0.0.1", "port": port, "timeout": timeout, "encryption": "xor"}
     )
-    return KasaPlug(cfg, label="spark-1")
+    return driver(cfg, label="spark-1")
 
 
-@pytest.fixture
-async def hostile_plug() -> AsyncIterator[Callable[..., Any]]:
-    made: list[tuple[HostileKasa, KasaPlug]] = []
+@pytest.fixture(params=sorted(DRIVERS))
+async def hostile_plug(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await hostile_plug(answer, declare=…)``: a HostileKasa and the driver under test."""
+    driver = DRIVERS[request.param]
+    made: list[tuple[HostileKasa, AnyKasa]] = []
 
     async def make(
         answer: Any = None, *, declare: int | None = None
-    ) -> tuple[HostileKasa, KasaPlug]:
+    ) -> tuple[HostileKasa, AnyKasa]:
         device = HostileKasa(answer, declare=declare)
         await device.start()
-        plug = kasa(device.port)
+        plug = kasa(device.port, driver)
         made.append((device, plug))
         return device, plug
 
@@ -296,6 +311,140 @@ async def test_a_wrong_typed_plug_answer_is_a_plug_error_never_a_crash(
     with pytest.raises(PlugError) as caught:
         await plug.is_on()
     assert caught.value.kind in (PlugFailure.PROTOCOL, PlugFailure.NO_OUTLET)
+
+
+class ScriptedKasa:
+    """A legacy Kasa plug (an emulated HS110's firmware) whose n-th connection does what
+    ``script(n)`` says to each request: "answer", "once" (answer, then close the connection),
+    "garbage" (framed bytes that are no enciphered JSON), "close" (hang up without a word) or
+    "drip" (declare 1000 bytes, send one every 50 ms)."""
+
+    def __init__(self, script: Callable[[int], str]) -> None:
+        self.script = script
+        self.device = KasaDevice("HS110(EU)_1.0_1.2.5", initial_on=True)
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        how = self.script(self.connections)
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while True:
+                (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+                request = json.loads(xor_decrypt(await reader.readexactly(length)))
+                if how == "close":
+                    return
+                if how == "garbage":
+                    writer.write(_LEN.pack(64) + b"\xfe" * 64)
+                elif how == "drip":
+                    writer.write(_LEN.pack(1000))
+                    for _ in range(1000):
+                        writer.write(b"\x01")
+                        await writer.drain()
+                        await asyncio.sleep(0.05)
+                else:
+                    writer.write(xor_encrypt(json.dumps(self.device.handle(request)).encode()))
+                await writer.drain()
+                if how == "once":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Callable[..., Any]]:
+    made: list[ScriptedKasa] = []
+
+    async def make(script: Callable[[int], str]) -> ScriptedKasa:
+        peer = ScriptedKasa(script)
+        await peer.start()
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        await peer.stop()
+
+
+@pytest.mark.parametrize("driver", DRIVERS.values(), ids=DRIVERS.keys())
+@pytest.mark.parametrize("how", ["garbage", "close"])
+async def test_a_plug_answering_garbage_or_hanging_up_is_a_plug_error_after_the_same_retries(
+    scripted: Callable[..., Any], driver: type[AnyKasa], how: str
+) -> None:
+    peer = await scripted(lambda n: how)
+    plug = kasa(peer.port, driver)
+    with Peak() as peak, pytest.raises(PlugError) as caught:
+        await plug.is_on()
+    assert caught.value.kind is PlugFailure.PROTOCOL, caught.value
+    assert peer.connections == 4  # python-kasa's policy: the request and 3 retries
+    assert peak.seconds < 2.0  # no timeout waited for
+    reading = await plug.read()
+    assert not reading.reachable and reading.failure is FailureKind.PLUG_ERROR
+    await plug.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS.values(), ids=DRIVERS.keys())
+async def test_a_plug_that_drops_one_connection_is_switched_on_the_retry(
+    scripted: Callable[..., Any], driver: type[AnyKasa]
+) -> None:
+    peer = await scripted(lambda n: "close" if n == 0 else "answer")
+    plug = kasa(peer.port, driver)
+    await plug.turn_off()
+    assert [(e.on, e.cause) for e in peer.device.record] == [(False, "client")]
+    reading = await plug.read()
+    assert reading.reachable and reading.is_on is False and reading.watts == 0
+    await plug.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS.values(), ids=DRIVERS.keys())
+async def test_a_plug_that_closes_each_connection_after_one_answer_keeps_being_read(
+    scripted: Callable[..., Any], driver: type[AnyKasa]
+) -> None:
+    peer = await scripted(lambda n: "once")
+    plug = kasa(peer.port, driver)
+    for _ in range(3):
+        reading = await plug.read()
+        assert reading.reachable and reading.is_on is True, reading
+        await asyncio.sleep(0.05)  # idle: the close arrives before the next read
+    await plug.turn_off()  # at once: the close may not have arrived yet
+    assert await plug.is_on() is False
+    assert [(e.on, e.cause) for e in peer.device.record] == [(False, "client")]
+    await plug.close()
+
+
+async def test_a_dripping_plug_is_cut_at_the_timeout_by_both_drivers(
+    scripted: Callable[..., Any],
+) -> None:
+    """SLOW (~7 s): 4 attempts of 1 s and 3 pauses of 1 s, both drivers at once."""
+    peer = await scripted(lambda n: "drip")
+    plugs = [kasa(peer.port, driver, timeout=1) for driver in DRIVERS.values()]
+    with Peak() as peak:
+        readings = await asyncio.gather(*(plug.read() for plug in plugs))
+    for reading in readings:
+        assert reading.failure is FailureKind.PLUG_UNREACHABLE and "timeout" in reading.detail
+    assert peak.seconds < 4 * 1 + 3 + 2.5
+    assert peak.bytes < 8 * MIB
+    for plug in plugs:
+        await plug.close()
 
 
 class _BreaksAfterOff:

@@ -1,6 +1,8 @@
-"""The Plug drivers: KasaPlug over the real python-kasa against the emulator, and DryRunPlug.
+"""The Plug drivers against the emulator: the native XOR driver and KasaPlug (python-kasa)
+for legacy plugs, KasaPlug alone for KLAP, and DryRunPlug.
 
-Each test reads the outcome from the emulator's own record, never from the driver.
+Each test of a legacy plug runs against both drivers (``driver``: native, python-kasa) and
+reads the outcome from the emulator's own record, never from the driver.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,11 @@ from kasa.exceptions import TimeoutError as KasaTimeoutError
 
 from watchdog.config import Plug as PlugConfig
 from watchdog.core.errors import ConfigError, PlugError, PlugFailure
-from watchdog.core.model import FailureKind
+from watchdog.core.model import FailureKind, PlugReading
 from watchdog.plugs import DryRunPlug, Plug, make_plug
 from watchdog.plugs.kasa import KasaPlug, classify
-from watchdog.plugs.kasa_timer import TIMER_NAME
+from watchdog.plugs.kasa_iot import TIMER_NAME
+from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.sim.kasa import KasaEmulator, PlugFault
 
 HS110 = "HS110(EU)_1.0_1.2.5"
@@ -32,32 +36,62 @@ HS300 = "HS300(US)_2.0_1.0.12"
 USER, PASSWORD = "ops@example.org", "correct-horse-battery"
 
 
-@pytest.fixture
-async def plug_for(tmp_path: Path) -> AsyncIterator[Callable[..., KasaPlug]]:
-    plugs: list[KasaPlug] = []
+AnyKasa = XorKasaPlug | KasaPlug
+MakePlug = Callable[..., AnyKasa]
+DRIVERS: dict[str, type[AnyKasa]] = {"native": XorKasaPlug, "python-kasa": KasaPlug}
 
-    def make(emu: KasaEmulator, **fields: Any) -> KasaPlug:
+
+@pytest.fixture(params=sorted(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> type[AnyKasa]:
+    """Each driver of a legacy (XOR) plug in turn."""
+    return DRIVERS[request.param]
+
+
+@asynccontextmanager
+async def plugs_made(tmp_path: Path, default: type[AnyKasa]) -> AsyncIterator[MakePlug]:
+    """``make(emu, **plug_fields)``: a ``default`` driver (``cls=`` another one) for ``emu``,
+    closed at the end; ``credentials=(user, password)`` are written to files, by reference."""
+    plugs: list[AnyKasa] = []
+
+    def make(emu: KasaEmulator, *, cls: type[AnyKasa] | None = None, **fields: Any) -> AnyKasa:
         data: dict[str, Any] = {"type": "kasa", "host": emu.host, "port": emu.port, "timeout": 1}
         credentials = fields.pop("credentials", None)
-        if credentials is not None:  # secrets come by reference: write them to files
+        if credentials is not None:
             (tmp_path / "user").write_text(credentials[0])
             (tmp_path / "password").write_text(credentials[1])
             data |= {
                 "username_file": str(tmp_path / "user"),
                 "password_file": str(tmp_path / "password"),
             }
-        plug = KasaPlug(PlugConfig.model_validate(data | fields), label="spark-1")
+        plug = (cls or default)(PlugConfig.model_validate(data | fields), label="spark-1")
         plugs.append(plug)
         return plug
 
-    yield make
-    for plug in plugs:
-        await plug.close()
+    try:
+        yield make
+    finally:
+        for plug in plugs:
+            await plug.close()
+
+
+@pytest.fixture
+async def plug_for(tmp_path: Path, driver: type[AnyKasa]) -> AsyncIterator[MakePlug]:
+    """The driver under test, for a legacy (XOR) plug."""
+    async with plugs_made(tmp_path, driver) as make:
+        yield make
+
+
+@pytest.fixture
+async def kasa_plug_for(tmp_path: Path) -> AsyncIterator[MakePlug]:
+    """python-kasa unless ``cls=`` says otherwise, not once per driver (KLAP is python-kasa's
+    alone)."""
+    async with plugs_made(tmp_path, KasaPlug) as make:
+        yield make
 
 
 @pytest.mark.parametrize(("fixture", "watts"), [(HS110, 90.0), (KP115, 90.0), (HS100, None)])
 async def test_it_reads_relay_state_and_power_draw(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug], fixture: str, watts: float | None
+    emulator: MakeEmulator, plug_for: MakePlug, fixture: str, watts: float | None
 ) -> None:
     emu = await emulator(fixture, initial_on=True)
     reading = await plug_for(emu).read()
@@ -70,7 +104,7 @@ async def test_it_reads_relay_state_and_power_draw(
 
 
 async def test_it_switches_a_single_plug_off_and_on(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110, initial_on=True)
     plug = plug_for(emu)
@@ -83,7 +117,7 @@ async def test_it_switches_a_single_plug_off_and_on(
 
 @pytest.mark.parametrize("outlet", [4, "outlet 5", "OUTLET 5"])
 async def test_it_switches_only_the_configured_strip_outlet(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug], outlet: int | str
+    emulator: MakeEmulator, plug_for: MakePlug, outlet: int | str
 ) -> None:
     emu = await emulator(HS300, initial_on=True)
     plug = plug_for(emu, outlet=outlet)
@@ -99,7 +133,7 @@ async def test_it_switches_only_the_configured_strip_outlet(
     ("fixture", "outlet"), [(HS300, 6), (HS300, "outlet 9"), (HS300, None), (HS110, 0)]
 )
 async def test_a_missing_outlet_is_a_no_outlet_error(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug], fixture: str, outlet: Any
+    emulator: MakeEmulator, plug_for: MakePlug, fixture: str, outlet: Any
 ) -> None:
     emu = await emulator(fixture, initial_on=True)
     plug = plug_for(emu, outlet=outlet)
@@ -113,7 +147,7 @@ async def test_a_missing_outlet_is_a_no_outlet_error(
 
 @pytest.mark.parametrize(("fixture", "outlet"), [(HS110, None), (HS300, "outlet 2")])
 async def test_the_armed_timer_switches_the_outlet_back_on_by_itself(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug], fixture: str, outlet: Any
+    emulator: MakeEmulator, plug_for: MakePlug, fixture: str, outlet: Any
 ) -> None:
     emu = await emulator(fixture, initial_on=True)
     plug = plug_for(emu, outlet=outlet)
@@ -131,7 +165,7 @@ async def test_the_armed_timer_switches_the_outlet_back_on_by_itself(
 
 
 async def test_arming_again_replaces_the_rule_and_disarming_removes_it(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110)
     plug = plug_for(emu)
@@ -143,7 +177,7 @@ async def test_arming_again_replaces_the_rule_and_disarming_removes_it(
 
 
 async def test_with_device_timer_off_it_never_arms(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110)
     plug = plug_for(emu, device_timer=False)
@@ -154,7 +188,7 @@ async def test_with_device_timer_off_it_never_arms(
 
 
 async def test_a_down_plug_reads_unreachable_and_switching_raises_unreachable(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110, initial_on=True)
     plug = plug_for(emu)
@@ -166,7 +200,7 @@ async def test_a_down_plug_reads_unreachable_and_switching_raises_unreachable(
     with pytest.raises(PlugError) as info:
         await plug.turn_off()
     assert info.value.kind is PlugFailure.UNREACHABLE
-    assert isinstance(info.value.__cause__, KasaException)
+    assert info.value.__cause__ is not None  # the driver's own error, kept for the log
 
     await emu.set_fault(PlugFault.NONE)  # it reconnects by itself
     await plug.turn_off()
@@ -174,36 +208,42 @@ async def test_a_down_plug_reads_unreachable_and_switching_raises_unreachable(
 
 
 async def test_a_hanging_plug_times_out_within_python_kasas_retry_bound(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, kasa_plug_for: MakePlug
 ) -> None:
-    """SLOW (~7 s): python-kasa tries 4 times at timeout 1 s with 1 s pauses (4 x 1 + 3 s).
+    """SLOW (~7 s): each driver tries 4 times at timeout 1 s with 1 s pauses (4 x 1 + 3 s).
 
-    The only test that waits out python-kasa's own retries; reading and switching run at
-    once so the bound is paid once.
+    The only test that waits out the retries of a silent plug; both drivers read and switch
+    at once, so the bound is paid once.
     """
     emu = await emulator(HS110, initial_on=True)
     emu.fault = PlugFault.HANG
     started = time.monotonic()
-    switching = plug_for(emu)
 
-    async def switch_off() -> PlugError:
+    async def switch_off(plug: AnyKasa) -> PlugError:
         with pytest.raises(PlugError) as info:
-            await switching.turn_off()
+            await plug.turn_off()
         return info.value
 
-    reading, error = await asyncio.gather(plug_for(emu).read(), switch_off())
+    results = await asyncio.gather(
+        *(kasa_plug_for(emu, cls=cls).read() for cls in DRIVERS.values()),
+        *(switch_off(kasa_plug_for(emu, cls=cls)) for cls in DRIVERS.values()),
+    )
     elapsed = time.monotonic() - started
     assert elapsed < 4 * 1 + 3 + 2.5
-    assert error.kind is PlugFailure.TIMEOUT
-    assert reading.reachable is False and reading.failure is FailureKind.PLUG_UNREACHABLE
-    assert "timeout" in reading.detail
+    readings, errors = results[: len(DRIVERS)], results[len(DRIVERS) :]
+    for error in errors:
+        assert isinstance(error, PlugError) and error.kind is PlugFailure.TIMEOUT
+    for reading in readings:
+        assert isinstance(reading, PlugReading)
+        assert reading.reachable is False and reading.failure is FailureKind.PLUG_UNREACHABLE
+        assert "timeout" in reading.detail
 
 
 async def test_wrong_credentials_are_an_auth_error_that_never_shows_the_secret(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, kasa_plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110, credentials=(USER, "the-real-password"))
-    plug = plug_for(emu, credentials=(USER, PASSWORD))
+    plug = kasa_plug_for(emu, credentials=(USER, PASSWORD))
     with pytest.raises(PlugError) as info:
         await plug.turn_off()
     err = info.value
@@ -217,10 +257,10 @@ async def test_wrong_credentials_are_an_auth_error_that_never_shows_the_secret(
 
 
 async def test_the_right_credentials_switch_a_klap_strip_outlet(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, kasa_plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS300, credentials=(USER, PASSWORD), initial_on=True)
-    plug = plug_for(emu, credentials=(USER, PASSWORD), outlet=0)
+    plug = kasa_plug_for(emu, credentials=(USER, PASSWORD), outlet=0)
     await plug.turn_off()
     assert await plug.arm_on_timer(60)
     assert [(e.outlet, e.on) for e in emu.record] == [(0, False)]
@@ -261,18 +301,28 @@ def test_a_tapo_plug_cannot_be_configured_for_xor(tmp_path: Path) -> None:
     assert PASSWORD not in str(info.value)
 
 
-def test_make_plug_picks_the_driver() -> None:
+def test_make_plug_picks_the_driver(tmp_path: Path) -> None:
     kasa = PlugConfig.model_validate({"type": "kasa", "host": "127.0.0.1"})
-    assert isinstance(make_plug(kasa, label="n1"), KasaPlug)
+    assert isinstance(make_plug(kasa, label="n1"), XorKasaPlug)
     wrapped = make_plug(kasa, label="n1", dry_run=True)
-    assert isinstance(wrapped, DryRunPlug) and isinstance(wrapped.inner, KasaPlug)
+    assert isinstance(wrapped, DryRunPlug) and isinstance(wrapped.inner, XorKasaPlug)
+    (tmp_path / "u").write_text(USER)
+    (tmp_path / "p").write_text(PASSWORD)
+    secrets = {"username_file": str(tmp_path / "u"), "password_file": str(tmp_path / "p")}
+    for fields in (
+        {"type": "kasa", "host": "127.0.0.1", "encryption": "klap"},
+        {"type": "kasa", "host": "127.0.0.1", "encryption": "aes"},
+        {"type": "kasa", "host": "127.0.0.1"} | secrets,  # credentials: KLAP by default
+        {"type": "tapo", "host": "127.0.0.1"} | secrets,
+    ):
+        assert isinstance(make_plug(PlugConfig.model_validate(fields), label="n1"), KasaPlug)
     bare = make_plug(PlugConfig.model_validate({"type": "dry_run"}), label="n1")
     assert isinstance(bare, DryRunPlug) and bare.inner is None
     assert all(isinstance(p, Plug) for p in (wrapped, bare))
 
 
 async def test_a_dry_run_plug_reads_the_device_but_never_switches_it(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug], caplog: pytest.LogCaptureFixture
+    emulator: MakeEmulator, plug_for: MakePlug, caplog: pytest.LogCaptureFixture
 ) -> None:
     emu = await emulator(HS110, initial_on=True)
     plug = DryRunPlug(plug_for(emu), "spark-1")
@@ -291,7 +341,7 @@ async def test_a_dry_run_plug_reads_the_device_but_never_switches_it(
 
 
 async def test_a_dry_run_plug_still_reports_an_unusable_plug(
-    emulator: MakeEmulator, plug_for: Callable[..., KasaPlug]
+    emulator: MakeEmulator, plug_for: MakePlug
 ) -> None:
     emu = await emulator(HS110)
     await emu.set_fault(PlugFault.DOWN)
@@ -305,10 +355,12 @@ async def test_a_dry_run_plug_still_reports_an_unusable_plug(
     "text",
     ["", "{}", '{"system":{"get_sysinfo":{"relay_state":1,"alias":"n\\u00e9"}}}', "x" * 5000],
 )
-def test_the_xor_answer_decrypts_as_python_kasa_decrypts_it(text: str) -> None:
+def test_the_xor_cipher_is_python_kasas_both_ways(text: str) -> None:
     from kasa.transports.xortransport import XorEncryption
 
-    from watchdog.plugs.kasa_bounded import decrypt
+    from watchdog.plugs.kasa_wire import decrypt, encrypt
 
-    cipher = XorEncryption.encrypt(text)[4:]  # without the length prefix
+    framed = XorEncryption.encrypt(text)
+    assert encrypt(text) == framed
+    cipher = framed[4:]  # without the length prefix
     assert decrypt(cipher) == XorEncryption.decrypt(cipher) == text

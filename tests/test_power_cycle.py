@@ -1,4 +1,5 @@
-"""The power-cycle procedure, against the emulated plug through the real python-kasa driver.
+"""The power-cycle procedure, against the emulated plug through each real Kasa driver (the
+native XOR one and python-kasa).
 
 The emulator's own record is the truth: the off/on events, their causes and the time between
 them. Failure paths the emulator cannot stage (a relay that never answers to "on" while the
@@ -19,6 +20,7 @@ from watchdog.core.errors import PlugError, PlugFailure
 from watchdog.core.model import PlugReading
 from watchdog.plugs import CycleStep, DryRunPlug, StepReport, ensure_on, power_cycle
 from watchdog.plugs.kasa import KasaPlug
+from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.sim.kasa import KasaEmulator, PlugFault
 
 HS110 = "HS110(EU)_1.0_1.2.5"
@@ -36,16 +38,21 @@ ALL_STEPS = [
 ]
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]]]:
-    emulators: list[KasaEmulator] = []
-    plugs: list[KasaPlug] = []
+AnyKasa = XorKasaPlug | KasaPlug
+Rig = Callable[..., Awaitable[tuple[KasaEmulator, AnyKasa]]]
 
-    async def make(fixture: str = HS110, **plug_fields: Any) -> tuple[KasaEmulator, KasaPlug]:
+
+@pytest.fixture(params=[XorKasaPlug, KasaPlug], ids=["native", "python-kasa"])
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    driver: type[AnyKasa] = request.param
+    emulators: list[KasaEmulator] = []
+    plugs: list[AnyKasa] = []
+
+    async def make(fixture: str = HS110, **plug_fields: Any) -> tuple[KasaEmulator, AnyKasa]:
         emu = KasaEmulator(fixture, initial_on=True)
         await emu.start()
         cfg = {"type": "kasa", "host": emu.host, "port": emu.port, "timeout": 1} | plug_fields
-        plug = KasaPlug(PlugConfig.model_validate(cfg), label="spark-1")
+        plug = driver(PlugConfig.model_validate(cfg), label="spark-1")
         emulators.append(emu)
         plugs.append(plug)
         return emu, plug
@@ -62,7 +69,7 @@ def events(emu: KasaEmulator) -> list[tuple[int, bool, str]]:
 
 
 async def test_it_switches_off_holds_and_switches_on_exactly_once(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     seen: list[StepReport] = []
@@ -82,7 +89,7 @@ async def test_it_switches_off_holds_and_switches_on_exactly_once(
 
 
 async def test_a_node_that_answers_at_the_last_look_is_never_switched(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     looked: list[str] = []
@@ -101,7 +108,7 @@ async def test_a_node_that_answers_at_the_last_look_is_never_switched(
 
 
 async def test_a_node_still_silent_at_the_last_look_is_cycled(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
 
@@ -114,7 +121,7 @@ async def test_a_node_still_silent_at_the_last_look_is_cycled(
 
 
 async def test_it_cycles_one_strip_outlet_and_leaves_the_others_alone(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig(HS300, outlet="outlet 3")
     outcome = await power_cycle(plug, off_time=0.2, **FAST)
@@ -124,7 +131,7 @@ async def test_it_cycles_one_strip_outlet_and_leaves_the_others_alone(
 
 
 async def test_an_unreachable_plug_fails_the_check_and_is_never_touched(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     await emu.set_fault(PlugFault.DOWN)
@@ -136,7 +143,7 @@ async def test_an_unreachable_plug_fails_the_check_and_is_never_touched(
 
 
 async def test_a_relay_that_never_reads_off_fails_confirm_off_and_ends_on(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     loop = asyncio.get_running_loop()
@@ -160,7 +167,7 @@ async def test_a_relay_that_never_reads_off_fails_confirm_off_and_ends_on(
 
 
 async def test_cancelled_during_hold_it_still_switches_on_before_raising(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     holding = asyncio.Event()
@@ -179,7 +186,7 @@ async def test_cancelled_during_hold_it_still_switches_on_before_raising(
 
 
 async def test_when_switching_on_fails_the_device_timer_brings_the_plug_back(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
 
@@ -195,7 +202,7 @@ async def test_when_switching_on_fails_the_device_timer_brings_the_plug_back(
 
 
 async def test_ensure_on_switches_an_off_plug_on_and_removes_a_leftover_timer(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     assert await plug.arm_on_timer(600)  # what a crashed cycle leaves behind
@@ -220,7 +227,7 @@ async def test_ensure_on_switches_an_off_plug_on_and_removes_a_leftover_timer(
 
 
 async def test_ensure_on_leaves_a_plug_that_is_on_alone(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
 ) -> None:
     emu, plug = await rig()
     outcome = await ensure_on(plug, hold=60.0, **FAST)
@@ -229,7 +236,7 @@ async def test_ensure_on_leaves_a_plug_that_is_on_alone(
 
 
 async def test_a_dry_run_cycle_completes_without_touching_the_relay(
-    rig: Callable[..., Awaitable[tuple[KasaEmulator, KasaPlug]]],
+    rig: Rig,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     emu, plug = await rig()

@@ -107,7 +107,7 @@ async def _plug(node: Node) -> Row:
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
-        # python-kasa retries a silent plug itself (about 4 x timeout + 3 s); the one-shot
+        # The plug driver retries a silent plug itself (about 4 x timeout + 3 s); the one-shot
         # report gives the plug its configured timeout for the whole read, like every probe.
         async with asyncio.timeout(node.plug.timeout):
             reading = await plug.read()

@@ -93,7 +93,7 @@ class Bursts:
             return
         # Never talk to a plug the power procedure is driving.
         plug = None if self._power.driving(name) else self._ctx.plugs.get(name)
-        # A silent plug takes python-kasa's retries (~4x its timeout) to give up: the sshd
+        # A silent plug takes the driver's retries (~4x its timeout) to give up: the sshd
         # verdict must not wait for it. The power procedure re-reads the plug before acting.
         reading = asyncio.create_task(self._jobs.read_plug(name)) if plug else None
         # After a periodic probe still in flight, never instead of the next one.

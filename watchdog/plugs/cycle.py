@@ -23,7 +23,7 @@ the caller gets its CancelledError.)
 Every step is reported through ``on_step`` (sync or async; its failures are logged, never
 fatal). ``StepReport.elapsed`` is how long that step took (for DONE: the whole run). Time
 is injected (``sleep``, ``clock``) so tests do not wait for real minutes. No retries here
-beyond the bounded polls: python-kasa already retries each request.
+beyond the bounded polls: the plug driver already retries each request.
 
 The steps' vocabulary is :mod:`watchdog.plugs.cycle_steps`; one run's state and its recovery
 moves are :mod:`watchdog.plugs.cycle_run`.

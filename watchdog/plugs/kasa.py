@@ -40,6 +40,7 @@ from watchdog.edge.bounded import printable
 from watchdog.edge.redact import redact
 from watchdog.plugs.base import unreachable_reading
 from watchdog.plugs.kasa_bounded import connect as bounded_connect
+from watchdog.plugs.kasa_iot import choose_outlet
 from watchdog.plugs.kasa_timer import iot_countdown, smart_countdown
 
 T = TypeVar("T")
@@ -202,32 +203,9 @@ class KasaPlug:
                 await dev.disconnect()
 
     def _target(self, dev: Device) -> Device:
-        outlet, children = self._outlet, dev.children
-        if outlet is None:
-            if children:
-                raise PlugError(
-                    PlugFailure.NO_OUTLET,
-                    f"plug {self.label}: the device is a "
-                    f"strip with {len(children)} outlets; set plug.outlet",
-                )
-            return dev
-        if not children:
-            raise PlugError(
-                PlugFailure.NO_OUTLET,
-                f"plug {self.label}: outlet {outlet!r} set, but the device is no strip",
-            )
-        if isinstance(outlet, int):
-            if 0 <= outlet < len(children):
-                return children[outlet]
-        else:
-            child = next((c for c in children if (c.alias or "").lower() == outlet.lower()), None)
-            if child is not None:
-                return child
-        names = printable(", ".join(repr(c.alias) for c in children), 200)
-        raise PlugError(
-            PlugFailure.NO_OUTLET,
-            f"plug {self.label}: no outlet {outlet!r} (outlets 0..{len(children) - 1}: {names})",
-        )
+        children = dev.children
+        index = choose_outlet(self.label, self._outlet, [c.alias or "" for c in children])
+        return dev if index is None else children[index]
 
     async def _read(self, dev: Device) -> PlugReading:
         target = self._target(dev)

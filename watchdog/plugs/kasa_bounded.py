@@ -5,8 +5,9 @@ bounds the transport under it before the first byte is read:
 
 * the legacy XOR transport (TCP 9999) reads a 4-byte length and then that many bytes:
   :class:`BoundedXorTransport` refuses a declared length over :data:`MAX_ANSWER` before
-  reading, so a device declaring 1 GB costs nothing, and decrypts the answer with one integer
-  XOR (:func:`decrypt`) rather than python-kasa's byte loop;
+  reading, so a device declaring 1 GB costs nothing, and decrypts the answer with the native
+  driver's cipher in C (:mod:`watchdog.plugs.kasa_wire`) rather than python-kasa's byte
+  loops;
 * the HTTP transports (KLAP, AES) read each answer through :class:`BoundedHttpClient`,
   whose session never decompresses and reads at most :data:`MAX_ANSWER` bytes.
 
@@ -26,9 +27,9 @@ from kasa import Device, DeviceConfig, KasaException, device_factory
 from kasa.httpclient import HttpClient, get_cookie_jar
 from kasa.json import loads as json_loads
 from kasa.transports import XorTransport
-from kasa.transports.xortransport import XorEncryption
 
-MAX_ANSWER = 256 * 1024
+from watchdog.plugs.kasa_wire import MAX_ANSWER, decrypt, encrypt
+
 _LENGTH = struct.Struct(">I")
 
 
@@ -41,7 +42,7 @@ class BoundedXorTransport(XorTransport):
 
     async def _execute_send(self, request: str) -> dict[str, Any]:
         assert self.writer is not None and self.reader is not None
-        self.writer.write(XorEncryption.encrypt(request))
+        self.writer.write(encrypt(request))
         await self.writer.drain()
         length = _LENGTH.unpack(await self.reader.readexactly(_LENGTH.size))[0]
         if length > MAX_ANSWER:
@@ -49,21 +50,6 @@ class BoundedXorTransport(XorTransport):
         buffer = await self.reader.readexactly(length)
         payload: dict[str, Any] = json_loads(decrypt(buffer))
         return payload
-
-
-def decrypt(ciphertext: bytes) -> str:
-    """python-kasa's XOR autokey decryption, done as one integer XOR in C.
-
-    Each plain byte is the cipher byte XOR the cipher byte before it (the first one XOR 171):
-    so the plain text is the cipher text XOR itself shifted by one byte. python-kasa does it
-    byte by byte in Python, a few milliseconds for a power strip's answer.
-    """
-    if not ciphertext:
-        return ""
-    size = len(ciphertext)
-    shifted = bytes((XorEncryption.INITIALIZATION_VECTOR,)) + ciphertext[:-1]
-    plain = int.from_bytes(ciphertext, "big") ^ int.from_bytes(shifted, "big")
-    return plain.to_bytes(size, "big").decode()
 
 
 class _CappedResponse(aiohttp.ClientResponse):

@@ -4,8 +4,9 @@ docs/design.md, "Crash safety": before a power cycle switches the outlet off, a 
 device switches it back on after a delay, so a watchdog that dies mid-cycle never leaves a
 node off. Legacy Kasa firmware has a ``count_down`` rule; python-kasa's ``Countdown`` module
 asks for the service ``countdown`` (wrong name), so the rule is set through the raw protocol
-query. Tapo firmware has ``add_countdown_rule`` on its own API; that path follows the
-published method shape but has no emulator to test it against. Each function returns False
+query, the one the native XOR driver sends too (:mod:`.kasa_iot`). Tapo firmware has
+``add_countdown_rule`` on its own API; that path follows the published method shape but has
+no emulator to test it against. Each function returns False
 when the device has no such service; :class:`watchdog.plugs.kasa.KasaPlug` then stops asking.
 A wrong answer is a :class:`~watchdog.core.errors.PlugError`, its text made printable.
 """
@@ -18,33 +19,16 @@ from kasa import Device
 from kasa.exceptions import DeviceError, SmartErrorCode
 from kasa.iot import IotDevice
 
-from watchdog.core.errors import PlugError, PlugFailure
-from watchdog.edge.bounded import printable
+from watchdog.plugs.kasa_iot import countdown_done, countdown_request
 
-TIMER_NAME = "cluster-watchdog"
-_MODULE_NOT_SUPPORTED = -1  # legacy firmware's answer for a service it does not have
 _UNSUPPORTED_SMART = {SmartErrorCode.UNKNOWN_METHOD_ERROR, SmartErrorCode.PARAMS_ERROR}
 
 
 async def iot_countdown(dev: IotDevice, target: Device, seconds: int | None, label: str) -> bool:
     """Replace the outlet's count_down rule by ours (``seconds``) or by none."""
-    calls: dict[str, Any] = {"delete_all_rules": {}}
-    if seconds is not None:
-        calls["add_rule"] = {"enable": 1, "delay": seconds, "act": 1, "name": TIMER_NAME}
-    query: dict[str, Any] = {"count_down": calls}
-    if target is not dev:
-        query["context"] = {"child_ids": [target.child_id]}  # type: ignore[attr-defined]
-    answer = (await dev.protocol.query(query)).get("count_down", {})
-    if answer.get("err_code") == _MODULE_NOT_SUPPORTED:
-        return False
-    for call in calls:
-        result = answer.get(call, {}) if isinstance(answer, dict) else {}
-        if result.get("err_code") != 0:
-            raise PlugError(
-                PlugFailure.PROTOCOL,
-                f"plug {label}: count_down.{call} answered {printable(repr(result), 200)}",
-            )
-    return True
+    child_id = None if target is dev else target.child_id  # type: ignore[attr-defined]
+    query, calls = countdown_request(seconds, child_id)
+    return countdown_done(await dev.protocol.query(query), calls, label)
 
 
 async def smart_countdown(target: Any, seconds: int | None) -> bool:
