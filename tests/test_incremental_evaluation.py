@@ -23,6 +23,7 @@ from watchdog.core.evidence import (
     observe_link,
     observe_node,
     observe_plug,
+    observe_sweep,
     observe_witness,
 )
 from watchdog.core.incremental import Scope, members_index
@@ -103,6 +104,9 @@ node = st.sampled_from(NODES)
 EVENT = st.one_of(
     st.tuples(st.just("ssh"), node, SSH_FAIL),
     st.tuples(st.just("ssh"), node, SSH_FAIL),
+    # The wedge signal, often enough that two nodes show it at once and a sweep is due.
+    st.tuples(st.just("ssh"), node, st.just(FailureKind.NO_BANNER)),
+    st.tuples(st.just("sweep")),
     st.tuples(
         st.just("endpoint"),
         st.sampled_from(list(CLUSTERS)),
@@ -157,7 +161,7 @@ def power(d: Decision) -> list[PowerAction]:
     return [a for a in d.actions if isinstance(a, PowerAction)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     witnesses=st.booleans(),
     power_on_if_off=st.booleans(),
@@ -227,6 +231,10 @@ def apply(
         return observe_witness(fleet, res, now), ()
     if kind == "link":
         return observe_link(fleet, bool(ev[1])), ()
+    if kind == "sweep":  # every plug read at once; the engine then evaluates every node
+        for name in fleet.nodes:
+            fleet = observe_plug(fleet, name, PlugReading(reachable=True, is_on=True), now)
+        return observe_sweep(fleet, now), None
     name = str(ev[1])
     # What reaches the engine through an operator request or a finished power action is
     # followed by a full evaluation there (tick after a request; _power_done).

@@ -30,7 +30,7 @@ from collections.abc import Collection, Mapping
 from watchdog.config import Config
 from watchdog.core.classify import _classify, settled
 from watchdog.core.evidence import ClusterState, FleetState, NodeState
-from watchdog.core.model import NodeClass
+from watchdog.core.model import NodeClass, PowerAction
 from watchdog.core.policy import Decision, evaluate
 from watchdog.core.sight import FleetFacts, _wedge_signal, fleet_facts, signal_starts
 
@@ -89,6 +89,16 @@ def _room(fleet: FleetState, cfg: Config, now: float, watch: Collection[str]) ->
     return recent < p.fleet_max_cycles or any(nodes[n].restore_on for n in watch)
 
 
+def _only_sweep_changed(last: Outlook | None, look: Outlook) -> bool:
+    """The watchdog sees, as before, and only whether a plug sweep is due changed."""
+    return (
+        last is not None
+        and look.blind is None
+        and last.blind is None
+        and look.witness_misses == last.witness_misses
+    )
+
+
 def _quiet(fleet: FleetState, look: Outlook, hold: str | None) -> bool:
     """No fleet-wide fact is set and no fleet page is open or due to be re-stated."""
     return not (
@@ -122,6 +132,7 @@ class Scope:
         self.members = members
         self.last: Outlook | None = None
         self.watch: set[str] = set()
+        self.unsettled: set[str] = set()  # nodes not settled at their last evaluation
         self.carry: set[str] = set()
         self.signal: dict[str, NodeState] = {}  # nodes with a wedge signal at any time
         self._fixed: list[float] | None = None  # their failure starts, unpaused (a cache)
@@ -144,13 +155,24 @@ class Scope:
         self._index(fleet, changed)
         look = fleet_facts(fleet, cfg, now, hold, self._starts(now))
         if look != self.last:
-            return self._full(fleet, cfg, now, hold)
+            if not _only_sweep_changed(self.last, look):
+                return self._full(fleet, cfg, now, hold)
+            # Whether a plug sweep is due holds power actions and pages only: a settled node
+            # is judged the same either way, so the others are judged, not the whole fleet.
+            self.last = look
+            changed = {*changed, *self.watch, *self.unsettled}
+            decision = evaluate(
+                fleet, now, cfg, only=changed, members=self.members, hold=hold, sweep=look.sweep
+            )
+            self._after(decision, changed, cfg)
+            return decision, changed
         if _quiet(fleet, look, hold) and all(
             (st := fleet.nodes.get(n)) is not None and settled(st, fleet.clusters[st.cluster], cfg)
             for n in changed
         ):
             # Healthy nodes that passed another probe: judging them again changes nothing.
             self.watch.difference_update(changed)
+            self.unsettled.difference_update(changed)
             self.carry = set()
             return Decision(fleet, (), (), frozenset(), frozenset(), False), ()
         only: set[str] = changed
@@ -161,7 +183,7 @@ class Scope:
         decision = evaluate(
             fleet, now, cfg, only=only, members=self.members, hold=hold, sweep=look.sweep
         )
-        self._after(decision, only)
+        self._after(decision, only, cfg)
         return decision, only
 
     def _full(
@@ -169,16 +191,21 @@ class Scope:
     ) -> tuple[Decision, None]:
         self.last = fleet_facts(fleet, cfg, now, hold)
         decision = evaluate(fleet, now, cfg, members=self.members, hold=hold)
-        self._after(decision, None)
+        self._after(decision, None, cfg)
         return decision, None
 
-    def _after(self, decision: Decision, only: Collection[str] | None) -> None:
+    def _after(self, decision: Decision, only: Collection[str] | None, cfg: Config) -> None:
         fleet = decision.fleet
         if only is None:
             self.watch = {
                 n
                 for n, st in fleet.nodes.items()
                 if may_change_with_time(st, fleet.clusters[st.cluster])
+            }
+            self.unsettled = {
+                n
+                for n, st in fleet.nodes.items()
+                if not settled(st, fleet.clusters[st.cluster], cfg)
             }
             self.signal = {}
             self._fixed = None
@@ -190,8 +217,16 @@ class Scope:
                     self.watch.add(n)
                 else:
                     self.watch.discard(n)
+                if st is not None and not settled(st, fleet.clusters[st.cluster], cfg):
+                    self.unsettled.add(n)
+                else:
+                    self.unsettled.discard(n)
             self._index(fleet, only)
-        self.carry = {t.node for t in decision.transitions}
+        # A node just given a power action may keep its class (cycling again after a failed
+        # cycle) but is judged anew next time ("power action in flight"): carry it too.
+        self.carry = {t.node for t in decision.transitions} | {
+            a.node for a in decision.actions if isinstance(a, PowerAction)
+        }
 
     def _index(self, fleet: FleetState, names: Collection[str]) -> None:
         """Keep ``signal`` in step with these nodes: every node that has, or at some later
