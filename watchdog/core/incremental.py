@@ -247,19 +247,21 @@ class Scope:
                 self._fixed = None
 
     def _starts(self, now: float) -> list[float]:
-        """When each indexed node began to fail; kept between evaluations while no entry
-        changed (paused nodes are judged at each call: a pause may have ended)."""
+        """When each indexed node began to fail, ascending; kept between evaluations while no
+        entry changed (paused nodes are judged at each call: a pause may have ended)."""
         if self._fixed is None:
-            self._fixed = [
+            self._fixed = sorted(
                 st.ssh.failing_since or now for st in self.signal.values() if not st.paused
-            ]
+            )
             self._paused = [st for st in self.signal.values() if st.paused]
         if not self._paused:
             return self._fixed
-        return [
-            *self._fixed,
-            *(st.ssh.failing_since or now for st in self._paused if _wedge_signal(st, now)),
-        ]
+        return sorted(
+            [
+                *self._fixed,
+                *(st.ssh.failing_since or now for st in self._paused if _wedge_signal(st, now)),
+            ]
+        )
 
 
 __all__ = ["Outlook", "Scope", "may_change_with_time", "members_index", "signal_starts"]

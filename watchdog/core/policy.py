@@ -102,19 +102,21 @@ def evaluate(
         )
     verdicts: dict[str, _Verdict] = {}
     names = fleet.nodes.keys() if only is None else only
-    nodes = dict(fleet.nodes)
+    updated: dict[str, NodeState] = {}  # the node table is copied only if a node changed
     for name in names:
-        st = _sight(fleet.nodes[name], judge_blind, now)
+        was = fleet.nodes[name]
+        st = _sight(was, judge_blind, now)
         st, verdict = _classify(st, fleet.clusters[st.cluster], cfg, now, judge_blind)
-        nodes[name] = st
+        if st is not was:
+            updated[name] = st
         verdicts[name] = verdict
-    fleet = replace(fleet, nodes=nodes)
+    fleet = _with_nodes(fleet, updated)
     fleet, verdicts, power = _gate(fleet, verdicts, cfg, now, gate_hold)
 
     transitions: list[Transition] = []
-    nodes = dict(fleet.nodes)
+    updated = {}
     for name in names:
-        st = fleet.nodes[name]
+        st = was = fleet.nodes[name]
         v = verdicts[name]
         if v.cls is not st.cls:
             transitions.append(Transition(name, st.cluster, st.cls, v.cls, now, v.reason))
@@ -123,8 +125,9 @@ def evaluate(
             st = replace(st, cycle_failed=False)  # healthy again: that failure is history
         if st.reason != v.reason or st.blocked != v.blocked:
             st = replace(st, reason=v.reason, blocked=v.blocked)
-        nodes[name] = st
-    fleet = replace(fleet, nodes=nodes)
+        if st is not was:
+            updated[name] = st
+    fleet = _with_nodes(fleet, updated)
     # While the watchdog may be going blind (a sweep is due, a witness misses) or cannot keep
     # up, no node is paged.
     doubt = facts.sweep or facts.witness_misses or hold is not None
@@ -148,6 +151,11 @@ def evaluate(
     confirm = frozenset(n for n, v in verdicts.items() if v.confirm)
     prove = frozenset(fleet.nodes[n].cluster for n, v in verdicts.items() if v.prove)
     return Decision(fleet, tuple(transitions), (*power, *alerts), confirm, prove, facts.sweep)
+
+
+def _with_nodes(fleet: FleetState, updated: Mapping[str, NodeState]) -> FleetState:
+    """``fleet`` with these node records replaced (the same fleet when there are none)."""
+    return replace(fleet, nodes={**fleet.nodes, **updated}) if updated else fleet
 
 
 def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:

@@ -10,7 +10,7 @@ node again when one of them changes. No I/O, no clock: ``now`` is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from watchdog.config import Config
@@ -56,9 +56,10 @@ def fleet_facts(
     cfg: Config,
     now: float,
     hold: str | None,
-    starts: Collection[float] | None = None,
+    starts: Sequence[float] | None = None,
 ) -> FleetFacts:
-    """``starts``: when each node with a wedge signal began to fail (None: scan the fleet)."""
+    """``starts``: when each node with a wedge signal began to fail, in ascending order
+    (None: scan the fleet)."""
     return FleetFacts(
         _blind_reason(fleet, cfg, now) or hold,
         bool(cfg.watchdog.witnesses and fleet.witness.failing),
@@ -67,12 +68,12 @@ def fleet_facts(
 
 
 def signal_starts(fleet: FleetState, now: float) -> list[float]:
-    """When each node with a wedge signal began to fail, by a scan of the fleet."""
-    return [
+    """When each node with a wedge signal began to fail (ascending), by a scan of the fleet."""
+    return sorted(
         st.ssh.failing_since or now
         for st in fleet.nodes.values()
         if st.ssh.consecutive and _wedge_signal(st, now)
-    ]
+    )
 
 
 def _wedge_signal(st: NodeState, now: float) -> bool:
@@ -88,21 +89,21 @@ def _wedge_signal(st: NodeState, now: float) -> bool:
 
 
 def _sweep_needed(
-    fleet: FleetState, cfg: Config, now: float, starts: Collection[float] | None = None
+    fleet: FleetState, cfg: Config, now: float, starts: Sequence[float] | None = None
 ) -> bool:
     """Two or more nodes turned suspect on ssh within one confirm interval, no node's sshd
     answered a probe begun since the latest of them began (that would prove the watchdog
     sees), and not every plug was read since then (a sweep, or each plug on its own).
 
-    ``starts``: when each node with a wedge signal began to fail (None: scan the fleet).
+    ``starts``: when each node with a wedge signal began to fail, ascending (None: scan the
+    fleet).
     """
     if starts is None:
         starts = signal_starts(fleet, now)
-    if len(starts) < 2:
+    # Two or more within one confirm interval of the latest: the one just before it is.
+    if len(starts) < 2 or starts[-1] - starts[-2] > cfg.policy.confirm_interval:
         return False
-    latest = max(starts)
-    if sum(1 for t in starts if latest - t <= cfg.policy.confirm_interval) < 2:
-        return False
+    latest = starts[-1]
     if fleet.swept_at is not None and fleet.swept_at >= latest:
         return False
     # A banner read by a probe begun after the burst proves the watchdog sees: no sweep.
