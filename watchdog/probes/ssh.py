@@ -23,7 +23,8 @@ import asyncio
 
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
-from watchdog.probes.tcp import connect_failure, dial
+from watchdog.probes._dial import dial
+from watchdog.probes.tcp import connect_failure
 
 # RFC 4253 §4.2 caps the identification line at 255 bytes including CR LF.
 MAX_BANNER = 256
