@@ -15,6 +15,7 @@ import asyncio
 import errno
 import os
 import socket
+from collections.abc import Callable
 
 Address = tuple[int, tuple[object, ...]]  # (family, sockaddr)
 
@@ -82,6 +83,10 @@ class Dial:
     unless ``keep`` and it connected: then :attr:`sock` is the caller's to use and close. The
     outcome is in ``connected``, ``timed_out``, ``error`` (why the connect failed, or an error
     other than a reset after it) and ``buf`` (what was read).
+
+    ``then``, with ``line_limit`` 0, continues in the same callback once connected (no loop
+    iteration, no task wake-up between connect and what follows): it takes :attr:`sock` and
+    must settle :attr:`done` itself; the deadline timer, if any, keeps running for it.
     """
 
     __slots__ = (
@@ -92,6 +97,7 @@ class Dial:
         "_keep",
         "_limit",
         "_loop",
+        "_then",
         "_timer",
         "buf",
         "connected",
@@ -108,12 +114,14 @@ class Dial:
         *,
         line_limit: int = 0,
         keep: bool = False,
+        then: Callable[[Dial], None] | None = None,
     ) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._addrs = addrs[::-1]  # popped from the end
         self._errors: list[OSError] = []
         self._limit = line_limit
         self._keep = keep
+        self._then = then
         self._addr: tuple[object, ...] = ()
         self._fd = -1  # registered with the selector while >= 0
         self.sock: socket.socket | None = None
@@ -174,7 +182,11 @@ class Dial:
             self._failed(err)
             return
         self.connected = True
-        self._end(None)
+        if self._then is None:
+            self._end(None)
+            return
+        self._unwatch()  # the socket is the continuation's now, and so is ``done``
+        self._then(self)
 
     def _readable(self) -> None:
         assert self.sock is not None
@@ -229,21 +241,27 @@ class Dial:
                 self._loop.remove_writer(fd)
 
 
+async def addresses(host: str, port: int, deadline: float | None) -> list[Address]:
+    """(family, sockaddr) for each TCP address of ``host:port``; resolving counts against
+    ``deadline`` (:class:`TimeoutError`). Raises :class:`socket.gaierror` for a name that does not
+    resolve, :class:`ValueError` for a malformed host or port."""
+    _check(host, port)
+    if _ipv4(host):  # the common case: no getaddrinfo, its tuples and enum conversions
+        return [(socket.AF_INET, (host, port))]
+    async with asyncio.timeout_at(deadline):
+        return [(family, addr) for family, _t, _p, addr in await resolve(host, port)]
+
+
 async def dial(
     host: str, port: int, deadline: float | None, *, line_limit: int = 0, keep: bool = False
 ) -> Dial:
     """A finished :class:`Dial` to ``host:port``; name resolution counts against ``deadline``.
 
-    Raises what resolving raises (:class:`socket.gaierror`, :class:`ValueError` for a malformed
-    host or port) and :class:`TimeoutError` when the deadline falls inside name resolution.
+    Raises what :func:`addresses` raises.
     """
-    _check(host, port)
-    if _ipv4(host):  # the common case: no getaddrinfo, its tuples and enum conversions
-        addrs: list[Address] = [(socket.AF_INET, (host, port))]
-    else:
-        async with asyncio.timeout_at(deadline):
-            addrs = [(family, addr) for family, _t, _p, addr in await resolve(host, port)]
-    attempt = Dial(addrs, deadline, line_limit=line_limit, keep=keep)
+    attempt = Dial(
+        await addresses(host, port, deadline), deadline, line_limit=line_limit, keep=keep
+    )
     try:
         await attempt.done
     except BaseException:  # cancelled by the caller: never leak the fd

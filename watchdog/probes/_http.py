@@ -26,6 +26,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from watchdog.config import Endpoint
@@ -170,20 +171,22 @@ async def run_probe(
     )
 
 
-def _spellings(secret: str) -> list[str]:
-    # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON).
+@lru_cache(maxsize=64)
+def _spellings(secret: str) -> tuple[tuple[str, bytes], ...]:
+    # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON);
+    # computed once per key (there are a few, and a probe scrubs four texts).
     found = {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
-    return sorted(found, key=len, reverse=True)
+    return tuple((s, s.encode()) for s in sorted(found, key=len, reverse=True))
 
 
 def scrub_bytes(body: bytes, secret: str) -> bytes:
-    for spelling in _spellings(secret) if secret else []:
-        body = body.replace(spelling.encode(), b"***")
+    for _, spelling in _spellings(secret) if secret else ():
+        body = body.replace(spelling, b"***")
     return body
 
 
 def scrub(text: str, secret: str) -> str:
     """Remove ``secret`` from ``text``: a proxy or server may echo the Authorization header."""
-    for spelling in _spellings(secret) if secret else []:
+    for spelling, _ in _spellings(secret) if secret else ():
         text = text.replace(spelling, "***")
     return text

@@ -2,12 +2,15 @@
 
 The probes send one request per fresh TCP connection (a pooled connection would hide a
 refused connect during a model load) and read a bounded answer; that is all they need of
-HTTP, so they do it on asyncio streams rather than through a general client. Owns:
+HTTP, so they do it themselves rather than through a general client, and as cheaply as a probe
+sent every few seconds to a thousand nodes must be. Owns:
 
-* the exchange: connect (TCP, then TLS for ``https``), send the request with
-  ``Connection: close`` and ``Accept-Encoding: identity``, and read the bounded answer
-  (:mod:`watchdog.probes.wire_answer`: headers at most :data:`HEAD_BYTES`, a body never over
-  the cap and never decompressed);
+* the exchange: connect (TCP through :class:`~watchdog.probes._dial.Dial`, then TLS for
+  ``https``), send the request with ``Connection: close`` and ``Accept-Encoding: identity``,
+  and feed what arrives to :class:`~watchdog.probes.wire_answer.Answer` (headers at most
+  :data:`HEAD_BYTES`, a body never over the cap and never decompressed). A plain connection
+  is read by one selector callback on the socket itself; TLS goes through asyncio's SSL
+  transport and a small protocol. No stream objects, no coroutine per header line;
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
@@ -23,20 +26,53 @@ import json
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import IDENTITY
+from watchdog.probes._dial import Address, Dial, addresses, dial
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
-from watchdog.probes.wire_answer import HEAD_BYTES, Protocol, read_answer
+from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
+
+__all__ = ["HEAD_BYTES", "WireClient"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
 _TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
+_RECV = 64 * 1024  # per recv() on a plain connection (asyncio's transports take 256 KiB)
+_BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
 
 
 def _nothing() -> None:
     pass
+
+
+class _Target(NamedTuple):
+    """What a request URL says, parsed once per URL (the probes ask the same few URLs)."""
+
+    host: str
+    port: int
+    tls: bool
+    path: str  # quoted, with the query
+    shown: str  # the path as messages show it
+    authority: str  # the Host header
+
+
+@lru_cache(maxsize=256)
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_PATH_SAFE)
+    host = parts.hostname or ""
+    tls = parts.scheme == "https"
+    authority = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        authority += f":{parts.port}"
+    return _Target(
+        host, parts.port or (443 if tls else 80), tls, path, parts.path or "/", authority
+    )
 
 
 class WireClient:
@@ -72,73 +108,99 @@ class WireClient:
     ) -> tuple[int, bytes]:
         """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
         :class:`BodyRefused`. ``url`` is absolute; ``what`` in messages is method and path."""
-        parts = urlsplit(url)
-        path = quote(parts.path or "/", safe=_PATH_SAFE)
-        if parts.query:
-            path += "?" + quote(parts.query, safe=_PATH_SAFE)
-        what = f"{method} {parts.path or '/'}"
-        host = parts.hostname or ""
-        tls = parts.scheme == "https"
-        port = parts.port or (443 if tls else 80)
+        target = _target(url)
+        what = f"{method} {target.shown}"
         content = b""
         if json_body is not None:
             content = json.dumps(
                 json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-        head = _request_head(method, path, host, parts.port, headers, content, what)
-        context = self._context() if tls else None
-        reader, writer = await _connect(host, port, context, what, on_connected)
+        length = len(content) if content or method in ("POST", "PUT", "PATCH") else None
+        head = _request_head(method, target, tuple(headers.items()), length, what)
+        answer = Answer(method, limit, on_headers)
+        if target.tls:
+            return await self._over_tls(target, head + content, answer, what, on_connected)
+        addrs = await _addresses(target, what)
+        plain = _Plain(head + content, answer, on_connected)
+        attempt = Dial(addrs, None, then=plain.start)
         try:
-            writer.write(head + content)
-            await writer.drain()
-            return await read_answer(reader, method, limit, on_headers)
-        except Protocol as exc:
-            raise Fault(
-                FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}"
-            ) from None
-        except asyncio.IncompleteReadError:
-            raise Fault(
-                FailureKind.BAD_RESPONSE,
-                f"not a valid HTTP answer ({what}): the server closed the connection mid-answer",
-            ) from None
-        except (ssl.SSLError, OSError) as exc:
-            raise Fault(
-                FailureKind.BAD_RESPONSE,
-                f"connection dropped mid-answer ({what}): {one_line(_os_text(exc))}",
-            ) from None
+            await attempt.done
+        except (Protocol, ssl.SSLError, OSError) as exc:
+            raise _answer_fault(exc, what) from None
         finally:
-            writer.transport.abort()  # Connection: close; never wait for a peer's goodbye
+            attempt.close()
+            plain.stop()  # Connection: close; never wait for a peer's goodbye
+        if not attempt.connected:
+            raise _connect_fault(attempt.error or OSError("no connection"), what)
+        assert answer.result is not None
+        return answer.result
+
+    async def _over_tls(
+        self,
+        target: _Target,
+        request: bytes,
+        answer: Answer,
+        what: str,
+        on_connected: Callable[[], None],
+    ) -> tuple[int, bytes]:
+        """TCP, the TLS handshake, then the exchange through asyncio's SSL transport."""
+        attempt = await dial(target.host, target.port, None, keep=True)
+        sock = attempt.sock
+        if sock is None or attempt.error is not None:
+            raise _connect_fault(attempt.error or OSError("no connection"), what)
+        try:
+            on_connected()
+            transport, reading = await _handshake(sock, self._context(), target.host, answer, what)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            transport.write(request)
+            await reading.done
+        except (Protocol, ssl.SSLError, OSError) as exc:
+            raise _answer_fault(exc, what) from None
+        finally:
+            transport.abort()  # Connection: close; never wait for a peer's goodbye
+        assert answer.result is not None
+        return answer.result
 
 
+def _answer_fault(exc: Exception, what: str) -> Fault:
+    """An invalid answer, or a connection that broke after the handshake."""
+    if isinstance(exc, Protocol):
+        return Fault(FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}")
+    return Fault(
+        FailureKind.BAD_RESPONSE,
+        f"connection dropped mid-answer ({what}): {one_line(_os_text(exc))}",
+    )
+
+
+@lru_cache(maxsize=256)
 def _request_head(
     method: str,
-    path: str,
-    host: str,
-    port: int | None,
-    headers: Mapping[str, str],
-    content: bytes,
+    target: _Target,
+    headers: tuple[tuple[str, str], ...],
+    length: int | None,
     what: str,
 ) -> bytes:
-    authority = f"[{host}]" if ":" in host else host
-    if port is not None:
-        authority += f":{port}"
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+    """The request line and headers; built once per distinct request (they repeat)."""
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.authority}"]
     fields = {
         "User-Agent": "cluster-watchdog",
         "Accept-Encoding": IDENTITY,
-        **headers,
+        **dict(headers),
         "Connection": "close",
     }
-    if content or method in ("POST", "PUT", "PATCH"):
+    if length is not None:
         fields.setdefault("Content-Type", "application/json")
-        fields["Content-Length"] = str(len(content))
+        fields["Content-Length"] = str(length)
     for name, value in fields.items():
         if not _valid_value(value):
             # Our own request is malformed; the message would quote the offending header.
             raise Fault(
                 FailureKind.PROBE_ERROR,
                 f"the request could not be sent ({what}): invalid header",
-                "check api_key for stray whitespace or line breaks",
+                _BAD_HEADER_HINT,
             )
         lines.append(f"{name}: {value}")
     try:
@@ -147,7 +209,7 @@ def _request_head(
         raise Fault(
             FailureKind.PROBE_ERROR,
             f"the request could not be sent ({what}): invalid header",
-            "check api_key for stray whitespace or line breaks",
+            _BAD_HEADER_HINT,
         ) from None
 
 
@@ -160,50 +222,162 @@ def _valid_value(value: str) -> bool:
     return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 
-async def _connect(
-    host: str,
-    port: int,
-    tls: ssl.SSLContext | None,
-    what: str,
-    on_connected: Callable[[], None],
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _addresses(target: _Target, what: str) -> list[Address]:
     try:
-        reader, writer = await asyncio.open_connection(host, port, limit=HEAD_BYTES)
+        return await addresses(target.host, target.port, None)
     except socket.gaierror as exc:
         raise Fault(
             FailureKind.UNREACHABLE, f"name resolution failed ({what}): {one_line(str(exc))}"
         ) from None
-    except ConnectionRefusedError:
-        raise Fault(FailureKind.REFUSED, f"connection refused ({what})") from None
     except OSError as exc:
-        if exc.errno in UNREACHABLE_ERRNOS:
-            raise Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})") from None
-        raise Fault(
-            FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(_os_text(exc))}"
-        ) from None
-    on_connected()
-    if tls is None:
-        return reader, writer
+        raise _connect_fault(exc, what) from None
+
+
+def _connect_fault(exc: OSError, what: str) -> Fault:
+    if isinstance(exc, ConnectionRefusedError):
+        return Fault(FailureKind.REFUSED, f"connection refused ({what})")
+    if exc.errno in UNREACHABLE_ERRNOS:
+        return Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})")
+    return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(_os_text(exc))}")
+
+
+class _Plain:
+    """The exchange on a plain connection from the handshake on, in selector callbacks.
+
+    :meth:`start` is the :class:`Dial`'s continuation: it sends the request at once (a request
+    this small fits the socket buffer; the rest, if not, is sent when writable) and feeds what
+    arrives to the :class:`Answer`, then settles the dial's ``done``.
+    """
+
+    __slots__ = ("_answer", "_done", "_fd", "_loop", "_on_connected", "_pending", "_sock")
+
+    def __init__(self, request: bytes, answer: Answer, on_connected: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._pending = memoryview(request)
+        self._answer = answer
+        self._on_connected = on_connected
+        self._sock: socket.socket | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._fd = -1
+
+    def start(self, dial: Dial) -> None:
+        self._done = dial.done
+        sock, dial.sock = dial.sock, None
+        assert sock is not None
+        self._sock, self._fd = sock, sock.fileno()
+        self._on_connected()
+        self._loop.add_reader(self._fd, self._readable)
+        self._send()
+        if self._pending and self._sock is not None:
+            self._loop.add_writer(self._fd, self._send)
+
+    def _send(self) -> None:
+        assert self._sock is not None
+        try:
+            sent = self._sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(exc)
+            return
+        self._pending = self._pending[sent:]
+        if not self._pending:
+            self._loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(exc)
+            return
+        try:
+            complete = self._answer.feed(data) if data else self._answer.feed_eof()
+        except Exception as exc:  # Protocol, BodyRefused: the answer's verdict
+            self._finish(exc)
+            return
+        if complete:
+            self._finish(None)
+
+    def _finish(self, exc: Exception | None) -> None:
+        self.stop()
+        done = self._done
+        if done is not None and not done.done():
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+    def stop(self) -> None:
+        """Stop watching and close the socket (idempotent)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            sock.close()
+
+
+async def _handshake(
+    sock: socket.socket, context: ssl.SSLContext, host: str, answer: Answer, what: str
+) -> tuple[asyncio.Transport, _TlsReading]:
+    """asyncio's SSL transport over ``sock``, handshake done, feeding ``answer``."""
+    loop = asyncio.get_running_loop()
     try:
-        await writer.start_tls(tls, server_hostname=host)
+        return await loop.create_connection(
+            lambda: _TlsReading(loop, answer), sock=sock, ssl=context, server_hostname=host
+        )
     except (ssl.SSLError, ssl.CertificateError) as exc:
-        writer.transport.abort()
         raise Fault(
             FailureKind.BAD_RESPONSE,
             f"TLS handshake failed ({what}): {one_line(str(exc))}",
             _TLS_HINT,
         ) from None
-    except (OSError, asyncio.IncompleteReadError) as exc:
-        writer.transport.abort()
+    except OSError as exc:
         raise Fault(
             FailureKind.BAD_RESPONSE,
             f"TLS handshake failed ({what}): {one_line(_os_text(exc))}",
             _TLS_HINT,
         ) from None
-    except BaseException:
-        writer.transport.abort()
-        raise
-    return reader, writer
+
+
+class _TlsReading(asyncio.Protocol):
+    """Feeds what the SSL transport decrypts to an :class:`Answer` until it is complete."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, answer: Answer) -> None:
+        self._answer = answer
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    def eof_received(self) -> None:
+        self._feed(b"")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._finish(exc)
+        else:
+            self._feed(b"")
+
+    def _feed(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        try:
+            complete = self._answer.feed(data) if data else self._answer.feed_eof()
+        except Exception as exc:  # Protocol, BodyRefused: the answer's verdict
+            self._finish(exc)
+            return
+        if complete:
+            self._finish(None)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
 
 
 def _os_text(exc: BaseException) -> str:
