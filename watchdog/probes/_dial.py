@@ -14,10 +14,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import select
 import socket
+import weakref
 from collections.abc import Callable
+from functools import lru_cache
 
 Address = tuple[int, tuple[object, ...]]  # (family, sockaddr)
+# Created non-blocking: no setblocking() call, one system call fewer per probe.
+_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def _check(host: str, port: int) -> None:
@@ -56,10 +61,70 @@ async def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple[objec
     return [(fam, typ, proto, tuple(addr)) for fam, typ, proto, _, addr in infos]
 
 
+class Poller:
+    """The probes' own epoll set, which the event loop watches as one file descriptor.
+
+    asyncio's ``add_reader``/``remove_reader`` cost a dozen Python calls each (handles,
+    selector keys, a transport check); a probe socket needs only "call this when it is ready".
+    Here each registration is one ``epoll_ctl`` and each ready socket one dict lookup; the loop
+    wakes the poller as it would any reader. One per event loop (:func:`poller`). Level
+    triggered, like asyncio: a callback that leaves its event pending is called again. A
+    callback may still run once after its ``forget`` (an event of the same batch): it must
+    check that it still has a socket.
+    """
+
+    __slots__ = ("__weakref__", "_callbacks", "_epoll")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._epoll = select.epoll()
+        self._callbacks: dict[int, Callable[[int], object]] = {}
+        loop.add_reader(self._epoll.fileno(), self._ready)  # the loop holds us, not we it
+
+    def watch(self, fd: int, events: int, callback: Callable[[int], object]) -> None:
+        """Call ``callback(events)`` whenever ``fd`` is ready for ``events`` (EPOLLIN/OUT)."""
+        self._epoll.register(fd, events)
+        self._callbacks[fd] = callback
+
+    def change(self, fd: int, events: int, callback: Callable[[int], object]) -> None:
+        self._epoll.modify(fd, events)
+        self._callbacks[fd] = callback
+
+    def forget(self, fd: int) -> None:
+        """Stop watching ``fd``; before it is closed."""
+        if self._callbacks.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+
+    def _ready(self) -> None:
+        # Callbacks are looked up before any runs: one may close its socket and another
+        # register a new one on the same fd number, which must not get the old socket's event.
+        callbacks = self._callbacks
+        for callback, events in [(callbacks.get(fd), ev) for fd, ev in self._epoll.poll(0)]:
+            if callback is not None:
+                callback(events)
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
+
+
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], Poller] | None = None
+
+
+def poller() -> Poller:
+    """The running loop's :class:`Poller`."""
+    global _last  # a one-entry cache in front of the weak dictionary
+    loop = asyncio.get_running_loop()
+    if _last is not None and _last[0]() is loop:
+        return _last[1]
+    found = _POLLERS.get(loop)
+    if found is None:
+        found = _POLLERS[loop] = Poller(loop)
+    _last = (weakref.ref(loop), found)
+    return found
+
+
 def _start_connect(sock: socket.socket, addr: tuple[object, ...]) -> OSError | None:
     """Start a non-blocking connect; the error if it failed at once."""
     try:
-        sock.setblocking(False)
         err = sock.connect_ex(addr)
     except OSError as exc:
         return exc
@@ -97,6 +162,7 @@ class Dial:
         "_keep",
         "_limit",
         "_loop",
+        "_poller",
         "_then",
         "_timer",
         "buf",
@@ -117,13 +183,14 @@ class Dial:
         then: Callable[[Dial], None] | None = None,
     ) -> None:
         self._loop = loop = asyncio.get_running_loop()
+        self._poller = poller()
         self._addrs = addrs[::-1]  # popped from the end
         self._errors: list[OSError] = []
         self._limit = line_limit
         self._keep = keep
         self._then = then
         self._addr: tuple[object, ...] = ()
-        self._fd = -1  # registered with the selector while >= 0
+        self._fd = -1  # registered with the poller while >= 0
         self.sock: socket.socket | None = None
         self.buf = bytearray()
         self.connected = False
@@ -146,7 +213,7 @@ class Dial:
         while self._addrs:
             family, addr = self._addrs.pop()
             try:
-                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock = socket.socket(family, _STREAM)
             except OSError as exc:  # out of fds, a family the host lacks: local, final
                 self._end(exc)
                 return
@@ -157,9 +224,9 @@ class Dial:
                 continue
             self.sock, self._addr, self._fd = sock, addr, sock.fileno()
             if self._limit:
-                self._loop.add_reader(self._fd, self._readable)
+                self._poller.watch(self._fd, select.EPOLLIN, self._readable)
             else:
-                self._loop.add_writer(self._fd, self._writable)
+                self._poller.watch(self._fd, select.EPOLLOUT, self._writable)
             return
         refused = [e for e in self._errors if isinstance(e, ConnectionRefusedError)]
         self._end((refused or self._errors or [OSError(errno.EADDRNOTAVAIL, "no address")])[0])
@@ -173,8 +240,9 @@ class Dial:
         self._errors.append(OSError(err, f"Connect call failed {self._addr}"))
         self._next()
 
-    def _writable(self) -> None:
-        assert self.sock is not None
+    def _writable(self, _events: int = 0) -> None:
+        if self.sock is None or self._fd < 0:  # finished earlier in this batch of events
+            return
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err in (errno.EINPROGRESS, errno.EINTR):
             return
@@ -185,11 +253,12 @@ class Dial:
         if self._then is None:
             self._end(None)
             return
-        self._unwatch()  # the socket is the continuation's now, and so is ``done``
+        self._fd = -1  # the socket and its registration are the continuation's now, and ``done``
         self._then(self)
 
-    def _readable(self) -> None:
-        assert self.sock is not None
+    def _readable(self, _events: int = 0) -> None:
+        if self.sock is None:  # finished earlier in this batch of events
+            return
         try:
             chunk = self.sock.recv(self._limit - len(self.buf))
         except (BlockingIOError, InterruptedError):
@@ -235,19 +304,22 @@ class Dial:
     def _unwatch(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            if self._limit:
-                self._loop.remove_reader(fd)
-            else:
-                self._loop.remove_writer(fd)
+            self._poller.forget(fd)
+
+
+@lru_cache(maxsize=4096)
+def _numeric(host: str, port: int) -> tuple[Address, ...]:
+    """The address of a dotted-quad IPv4 host, () for a name; checked once per host and port."""
+    _check(host, port)
+    return ((socket.AF_INET, (host, port)),) if _ipv4(host) else ()
 
 
 async def addresses(host: str, port: int, deadline: float | None) -> list[Address]:
     """(family, sockaddr) for each TCP address of ``host:port``; resolving counts against
     ``deadline`` (:class:`TimeoutError`). Raises :class:`socket.gaierror` for a name that does not
     resolve, :class:`ValueError` for a malformed host or port."""
-    _check(host, port)
-    if _ipv4(host):  # the common case: no getaddrinfo, its tuples and enum conversions
-        return [(socket.AF_INET, (host, port))]
+    if numeric := _numeric(host, port):  # the common case: no getaddrinfo, no enum conversions
+        return list(numeric)
     async with asyncio.timeout_at(deadline):
         return [(family, addr) for family, _t, _p, addr in await resolve(host, port)]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import IDENTITY
-from watchdog.probes._dial import Address, Dial, addresses, dial
+from watchdog.probes._dial import Address, Dial, addresses, dial, poller
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
 
@@ -242,17 +243,17 @@ def _connect_fault(exc: OSError, what: str) -> Fault:
 
 
 class _Plain:
-    """The exchange on a plain connection from the handshake on, in selector callbacks.
+    """The exchange on a plain connection from the handshake on, in poller callbacks.
 
     :meth:`start` is the :class:`Dial`'s continuation: it sends the request at once (a request
     this small fits the socket buffer; the rest, if not, is sent when writable) and feeds what
     arrives to the :class:`Answer`, then settles the dial's ``done``.
     """
 
-    __slots__ = ("_answer", "_done", "_fd", "_loop", "_on_connected", "_pending", "_sock")
+    __slots__ = ("_answer", "_done", "_fd", "_on_connected", "_pending", "_poller", "_sock")
 
     def __init__(self, request: bytes, answer: Answer, on_connected: Callable[[], None]) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._poller = poller()
         self._pending = memoryview(request)
         self._answer = answer
         self._on_connected = on_connected
@@ -264,12 +265,22 @@ class _Plain:
         self._done = dial.done
         sock, dial.sock = dial.sock, None
         assert sock is not None
-        self._sock, self._fd = sock, sock.fileno()
+        self._sock, self._fd = sock, sock.fileno()  # still registered, for writability
         self._on_connected()
-        self._loop.add_reader(self._fd, self._readable)
         self._send()
-        if self._pending and self._sock is not None:
-            self._loop.add_writer(self._fd, self._send)
+        if self._sock is not None:
+            events = select.EPOLLIN | (select.EPOLLOUT if self._pending else 0)
+            self._poller.change(self._fd, events, self._ready)
+
+    def _ready(self, events: int) -> None:
+        if self._sock is None:  # finished earlier in this batch of events
+            return
+        if events & select.EPOLLOUT and self._pending:
+            self._send()
+            if not self._pending and self._sock is not None:
+                self._poller.change(self._fd, select.EPOLLIN, self._ready)
+        if self._sock is not None and events & ~select.EPOLLOUT:
+            self._receive()
 
     def _send(self) -> None:
         assert self._sock is not None
@@ -281,10 +292,8 @@ class _Plain:
             self._finish(exc)
             return
         self._pending = self._pending[sent:]
-        if not self._pending:
-            self._loop.remove_writer(self._fd)
 
-    def _readable(self) -> None:
+    def _receive(self) -> None:
         assert self._sock is not None
         try:
             data = self._sock.recv(_RECV)
@@ -314,8 +323,7 @@ class _Plain:
         """Stop watching and close the socket (idempotent)."""
         sock, self._sock = self._sock, None
         if sock is not None:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_writer(self._fd)
+            self._poller.forget(self._fd)
             sock.close()
 
 

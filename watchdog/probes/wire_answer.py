@@ -81,7 +81,14 @@ class Answer:
 
     def line(self) -> Generator[None, None, bytes]:
         """The next line without its line end (LF, any CRs before it)."""
-        while (end := self._buf.find(b"\n", self._scan)) < 0:
+        while (line := self.buffered_line()) is None:
+            yield
+        return line
+
+    def buffered_line(self) -> bytes | None:
+        """:meth:`line` if the whole line is in already (no generator needed), else None."""
+        end = self._buf.find(b"\n", self._scan)
+        if end < 0:
             self._scan = len(self._buf)
             if self._scan - self._pos > HEAD_BYTES:
                 raise Protocol(f"a header line longer than {HEAD_BYTES} bytes")
@@ -89,7 +96,7 @@ class Answer:
                 if self._scan == self._pos:
                     raise Protocol("the server closed the connection without an answer")
                 raise Protocol("the answer ends in the middle of its headers")
-            yield
+            return None
         if end - self._pos > HEAD_BYTES:
             raise Protocol(f"a header line longer than {HEAD_BYTES} bytes")
         line = bytes(self._buf[self._pos : end])
@@ -119,7 +126,8 @@ class Answer:
 
 def _response(answer: Answer, method: str, limit: int, on_headers: Callable[[], None]) -> Steps:
     for _ in range(_MAX_INTERIM + 1):
-        status = _status((yield from answer.line()))
+        line = answer.buffered_line()
+        status = _status(line if line is not None else (yield from answer.line()))
         fields = yield from _headers(answer)
         if not (100 <= status < 200):
             break
@@ -162,7 +170,9 @@ def _headers(answer: Answer) -> Generator[None, None, dict[str, list[str]]]:
     fields: dict[str, list[str]] = {}
     total = 0
     for _ in range(MAX_HEADERS + 1):
-        line = yield from answer.line()
+        line = answer.buffered_line()
+        if line is None:
+            line = yield from answer.line()
         if not line:
             return fields
         total += len(line)
