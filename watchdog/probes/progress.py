@@ -167,7 +167,7 @@ async def probe_progress(
         if reply.status != 200:
             raise status_fault(reply, "/metrics")
         # Bounded (max_response_bytes, MAX_LINES) and still kept off the event loop.
-        sample = await asyncio.to_thread(parse_sample, reply.body)
+        sample = await ex.within(asyncio.to_thread(parse_sample, reply.body))
         if sample is None:
             tracker.forget(target)
             return f"unknown: /metrics lacks {RUNNING} or {GENERATED}_total", {}

@@ -15,8 +15,9 @@ sent every few seconds to a thousand nodes must be. Owns:
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
 
-The caller's deadline (``asyncio.timeout``) covers the whole exchange; ``on_connected`` tells
-it when the TCP handshake is behind, so a deadline can say "connect timed out" or not.
+The caller's deadline covers the whole exchange (one timer, no ``asyncio.timeout``);
+``on_connected`` tells it when the TCP handshake is behind, so a deadline can say "connect
+timed out" or not.
 """
 
 from __future__ import annotations
@@ -106,9 +107,12 @@ class WireClient:
         limit: int,
         on_connected: Callable[[], None] = _nothing,
         on_headers: Callable[[], None] = _nothing,
+        deadline: float | None = None,
     ) -> tuple[int, bytes]:
         """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
-        :class:`BodyRefused`. ``url`` is absolute; ``what`` in messages is method and path."""
+        :class:`BodyRefused`, or :class:`TimeoutError` once ``deadline`` (a ``loop.time()``;
+        None: the caller bounds the wait) has passed. ``url`` is absolute; ``what`` in messages
+        is method and path."""
         target = _target(url)
         what = f"{method} {target.shown}"
         content = b""
@@ -120,10 +124,11 @@ class WireClient:
         head = _request_head(method, target, tuple(headers.items()), length, what)
         answer = Answer(method, limit, on_headers)
         if target.tls:
-            return await self._over_tls(target, head + content, answer, what, on_connected)
-        addrs = await _addresses(target, what)
+            async with asyncio.timeout_at(deadline):
+                return await self._over_tls(target, head + content, answer, what, on_connected)
+        addrs = await _addresses(target, what, deadline)
         plain = _Plain(head + content, answer, on_connected)
-        attempt = Dial(addrs, None, then=plain.start)
+        attempt = Dial(addrs, deadline, then=plain.start)
         try:
             await attempt.done
         except (Protocol, ssl.SSLError, OSError) as exc:
@@ -131,6 +136,8 @@ class WireClient:
         finally:
             attempt.close()
             plain.stop()  # Connection: close; never wait for a peer's goodbye
+        if attempt.timed_out:
+            raise TimeoutError
         if not attempt.connected:
             raise _connect_fault(attempt.error or OSError("no connection"), what)
         assert answer.result is not None
@@ -223,13 +230,15 @@ def _valid_value(value: str) -> bool:
     return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 
-async def _addresses(target: _Target, what: str) -> list[Address]:
+async def _addresses(target: _Target, what: str, deadline: float | None) -> list[Address]:
     try:
-        return await addresses(target.host, target.port, None)
+        return await addresses(target.host, target.port, deadline)
     except socket.gaierror as exc:
         raise Fault(
             FailureKind.UNREACHABLE, f"name resolution failed ({what}): {one_line(str(exc))}"
         ) from None
+    except TimeoutError:
+        raise
     except OSError as exc:
         raise _connect_fault(exc, what) from None
 
