@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import BodyRefused
-from watchdog.probes._dial import Dial, addresses, poller
+from watchdog.probes._dial import Dial, addresses
 from watchdog.probes._faults import Fault
+from watchdog.probes._poller import poller
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.wire import WireClient
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol

@@ -1,12 +1,13 @@
 """Name resolution and the non-blocking TCP connect every socket probe builds on (adapter layer).
 
 Owns :func:`resolve` (numeric IPv4 parsed in C, names through ``loop.getaddrinfo``) and
-:class:`Dial`: one connect run by event-loop callbacks rather than ``loop.sock_connect`` and
-``loop.sock_recv`` under ``asyncio.timeout`` — one future, at most one timer and one selector
-registration per address tried, which is what a probe sent every few seconds to a thousand
-nodes can afford. A :class:`Dial` can also read the peer's first line within a bound (the
-sshd banner), or hand the connected socket over (the HTTP exchange). It classifies nothing:
-:func:`watchdog.probes.tcp.connect_failure` and the HTTP edge translate its errors.
+:class:`Dial`: one connect run by callbacks of the probes' :class:`~watchdog.probes._poller.Poller`
+rather than ``loop.sock_connect`` and ``loop.sock_recv`` under ``asyncio.timeout`` — one future,
+at most one timer and one epoll registration per address tried, which is what a probe sent
+every few seconds to a thousand nodes can afford. A :class:`Dial` can also read the peer's
+first line within a bound (the sshd banner), or hand the connected socket over (the HTTP
+exchange). It classifies nothing: :func:`watchdog.probes.tcp.connect_failure` and the HTTP
+edge translate its errors.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import errno
 import os
 import select
 import socket
-import weakref
 from collections.abc import Callable
 from functools import lru_cache
+
+from watchdog.probes._poller import poller
 
 Address = tuple[int, tuple[object, ...]]  # (family, sockaddr)
 # Created non-blocking: no setblocking() call, one system call fewer per probe.
@@ -59,67 +61,6 @@ async def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple[objec
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [(fam, typ, proto, tuple(addr)) for fam, typ, proto, _, addr in infos]
-
-
-class Poller:
-    """The probes' own epoll set, which the event loop watches as one file descriptor.
-
-    asyncio's ``add_reader``/``remove_reader`` cost a dozen Python calls each (handles,
-    selector keys, a transport check); a probe socket needs only "call this when it is ready".
-    Here each registration is one ``epoll_ctl`` and each ready socket one dict lookup; the loop
-    wakes the poller as it would any reader. One per event loop (:func:`poller`). Level
-    triggered, like asyncio: a callback that leaves its event pending is called again. A
-    callback may still run once after its ``forget`` (an event of the same batch): it must
-    check that it still has a socket.
-    """
-
-    __slots__ = ("__weakref__", "_callbacks", "_epoll")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._epoll = select.epoll()
-        self._callbacks: dict[int, Callable[[int], object]] = {}
-        loop.add_reader(self._epoll.fileno(), self._ready)  # the loop holds us, not we it
-
-    def watch(self, fd: int, events: int, callback: Callable[[int], object]) -> None:
-        """Call ``callback(events)`` whenever ``fd`` is ready for ``events`` (EPOLLIN/OUT)."""
-        self._epoll.register(fd, events)
-        self._callbacks[fd] = callback
-
-    def change(self, fd: int, events: int, callback: Callable[[int], object]) -> None:
-        self._epoll.modify(fd, events)
-        self._callbacks[fd] = callback
-
-    def forget(self, fd: int) -> None:
-        """Stop watching ``fd``; before it is closed."""
-        if self._callbacks.pop(fd, None) is not None:
-            self._epoll.unregister(fd)
-
-    def _ready(self) -> None:
-        # Callbacks are looked up before any runs: one may close its socket and another
-        # register a new one on the same fd number, which must not get the old socket's event.
-        callbacks = self._callbacks
-        for callback, events in [(callbacks.get(fd), ev) for fd, ev in self._epoll.poll(0)]:
-            if callback is not None:
-                callback(events)
-
-
-_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
-
-
-_last: tuple[weakref.ref[asyncio.AbstractEventLoop], Poller] | None = None
-
-
-def poller() -> Poller:
-    """The running loop's :class:`Poller`."""
-    global _last  # a one-entry cache in front of the weak dictionary
-    loop = asyncio.get_running_loop()
-    if _last is not None and _last[0]() is loop:
-        return _last[1]
-    found = _POLLERS.get(loop)
-    if found is None:
-        found = _POLLERS[loop] = Poller(loop)
-    _last = (weakref.ref(loop), found)
-    return found
 
 
 def _start_connect(sock: socket.socket, addr: tuple[object, ...]) -> OSError | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import select
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -34,15 +33,14 @@ from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import IDENTITY
-from watchdog.probes._dial import Address, Dial, addresses, dial, poller
+from watchdog.probes._dial import Address, Dial, addresses
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
+from watchdog.probes.wire_io import PlainExchange, handshake, os_text
 
 __all__ = ["HEAD_BYTES", "WireClient"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
-_TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
-_RECV = 64 * 1024  # per recv() on a plain connection (asyncio's transports take 256 KiB)
 _BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
 
 
@@ -127,7 +125,7 @@ class WireClient:
             async with asyncio.timeout_at(deadline):
                 return await self._over_tls(target, head + content, answer, what, on_connected)
         addrs = await _addresses(target, what, deadline)
-        plain = _Plain(head + content, answer, on_connected)
+        plain = PlainExchange(head + content, answer, on_connected)
         attempt = Dial(addrs, deadline, then=plain.start)
         try:
             await attempt.done
@@ -152,13 +150,18 @@ class WireClient:
         on_connected: Callable[[], None],
     ) -> tuple[int, bytes]:
         """TCP, the TLS handshake, then the exchange through asyncio's SSL transport."""
-        attempt = await dial(target.host, target.port, None, keep=True)
+        attempt = Dial(await _addresses(target, what, None), None, keep=True)
+        try:
+            await attempt.done
+        except BaseException:
+            attempt.close()
+            raise
         sock = attempt.sock
         if sock is None or attempt.error is not None:
             raise _connect_fault(attempt.error or OSError("no connection"), what)
         try:
             on_connected()
-            transport, reading = await _handshake(sock, self._context(), target.host, answer, what)
+            transport, reading = await handshake(sock, self._context(), target.host, answer, what)
         except BaseException:
             sock.close()
             raise
@@ -179,7 +182,7 @@ def _answer_fault(exc: Exception, what: str) -> Fault:
         return Fault(FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}")
     return Fault(
         FailureKind.BAD_RESPONSE,
-        f"connection dropped mid-answer ({what}): {one_line(_os_text(exc))}",
+        f"connection dropped mid-answer ({what}): {one_line(os_text(exc))}",
     )
 
 
@@ -248,154 +251,4 @@ def _connect_fault(exc: OSError, what: str) -> Fault:
         return Fault(FailureKind.REFUSED, f"connection refused ({what})")
     if exc.errno in UNREACHABLE_ERRNOS:
         return Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})")
-    return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(_os_text(exc))}")
-
-
-class _Plain:
-    """The exchange on a plain connection from the handshake on, in poller callbacks.
-
-    :meth:`start` is the :class:`Dial`'s continuation: it sends the request at once (a request
-    this small fits the socket buffer; the rest, if not, is sent when writable) and feeds what
-    arrives to the :class:`Answer`, then settles the dial's ``done``.
-    """
-
-    __slots__ = ("_answer", "_done", "_fd", "_on_connected", "_pending", "_poller", "_sock")
-
-    def __init__(self, request: bytes, answer: Answer, on_connected: Callable[[], None]) -> None:
-        self._poller = poller()
-        self._pending = memoryview(request)
-        self._answer = answer
-        self._on_connected = on_connected
-        self._sock: socket.socket | None = None
-        self._done: asyncio.Future[None] | None = None
-        self._fd = -1
-
-    def start(self, dial: Dial) -> None:
-        self._done = dial.done
-        sock, dial.sock = dial.sock, None
-        assert sock is not None
-        self._sock, self._fd = sock, sock.fileno()  # still registered, for writability
-        self._on_connected()
-        self._send()
-        if self._sock is not None:
-            events = select.EPOLLIN | (select.EPOLLOUT if self._pending else 0)
-            self._poller.change(self._fd, events, self._ready)
-
-    def _ready(self, events: int) -> None:
-        if self._sock is None:  # finished earlier in this batch of events
-            return
-        if events & select.EPOLLOUT and self._pending:
-            self._send()
-            if not self._pending and self._sock is not None:
-                self._poller.change(self._fd, select.EPOLLIN, self._ready)
-        if self._sock is not None and events & ~select.EPOLLOUT:
-            self._receive()
-
-    def _send(self) -> None:
-        assert self._sock is not None
-        try:
-            sent = self._sock.send(self._pending)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._finish(exc)
-            return
-        self._pending = self._pending[sent:]
-
-    def _receive(self) -> None:
-        assert self._sock is not None
-        try:
-            data = self._sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._finish(exc)
-            return
-        try:
-            complete = self._answer.feed(data) if data else self._answer.feed_eof()
-        except Exception as exc:  # Protocol, BodyRefused: the answer's verdict
-            self._finish(exc)
-            return
-        if complete:
-            self._finish(None)
-
-    def _finish(self, exc: Exception | None) -> None:
-        self.stop()
-        done = self._done
-        if done is not None and not done.done():
-            if exc is None:
-                done.set_result(None)
-            else:
-                done.set_exception(exc)
-
-    def stop(self) -> None:
-        """Stop watching and close the socket (idempotent)."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            self._poller.forget(self._fd)
-            sock.close()
-
-
-async def _handshake(
-    sock: socket.socket, context: ssl.SSLContext, host: str, answer: Answer, what: str
-) -> tuple[asyncio.Transport, _TlsReading]:
-    """asyncio's SSL transport over ``sock``, handshake done, feeding ``answer``."""
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.create_connection(
-            lambda: _TlsReading(loop, answer), sock=sock, ssl=context, server_hostname=host
-        )
-    except (ssl.SSLError, ssl.CertificateError) as exc:
-        raise Fault(
-            FailureKind.BAD_RESPONSE,
-            f"TLS handshake failed ({what}): {one_line(str(exc))}",
-            _TLS_HINT,
-        ) from None
-    except OSError as exc:
-        raise Fault(
-            FailureKind.BAD_RESPONSE,
-            f"TLS handshake failed ({what}): {one_line(_os_text(exc))}",
-            _TLS_HINT,
-        ) from None
-
-
-class _TlsReading(asyncio.Protocol):
-    """Feeds what the SSL transport decrypts to an :class:`Answer` until it is complete."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, answer: Answer) -> None:
-        self._answer = answer
-        self.done: asyncio.Future[None] = loop.create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self._feed(data)
-
-    def eof_received(self) -> None:
-        self._feed(b"")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None:
-            self._finish(exc)
-        else:
-            self._feed(b"")
-
-    def _feed(self, data: bytes) -> None:
-        if self.done.done():
-            return
-        try:
-            complete = self._answer.feed(data) if data else self._answer.feed_eof()
-        except Exception as exc:  # Protocol, BodyRefused: the answer's verdict
-            self._finish(exc)
-            return
-        if complete:
-            self._finish(None)
-
-    def _finish(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            if exc is None:
-                self.done.set_result(None)
-            else:
-                self.done.set_exception(exc)
-
-
-def _os_text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(os_text(exc))}")
