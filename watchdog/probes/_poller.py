@@ -13,6 +13,8 @@ import select
 import weakref
 from collections.abc import Callable
 
+READ_SIZE = 64 * 1024  # one recv() of a probe socket at most
+
 
 class Poller:
     """The probes' own epoll set, which the event loop watches as one file descriptor.
@@ -26,9 +28,11 @@ class Poller:
     check that it still has a socket.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_epoll")
+    __slots__ = ("__weakref__", "_callbacks", "_epoll", "buffer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # One read buffer for the loop's sockets: its callbacks run one at a time.
+        self.buffer = memoryview(bytearray(READ_SIZE))
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[int], object]] = {}
         loop.add_reader(self._epoll.fileno(), self._ready)  # the loop holds us, not we it
@@ -59,17 +63,17 @@ class Poller:
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
 
 
-_last: tuple[weakref.ref[asyncio.AbstractEventLoop], Poller] | None = None
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], weakref.ref[Poller]] | None = None
 
 
 def poller() -> Poller:
-    """The running loop's :class:`Poller`."""
+    """The running loop's :class:`Poller` (created at first use, gone with its loop)."""
     global _last  # a one-entry cache in front of the weak dictionary
     loop = asyncio.get_running_loop()
-    if _last is not None and _last[0]() is loop:
-        return _last[1]
+    if _last is not None and _last[0]() is loop and (found := _last[1]()) is not None:
+        return found
     found = _POLLERS.get(loop)
     if found is None:
         found = _POLLERS[loop] = Poller(loop)
-    _last = (weakref.ref(loop), found)
+    _last = (weakref.ref(loop), weakref.ref(found))
     return found

@@ -59,7 +59,7 @@ class _Target(NamedTuple):
     authority: str  # the Host header
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=256)  # small: at fleet scale it misses, and memory counts more
 def _target(url: str) -> _Target:
     parts = urlsplit(url)
     path = quote(parts.path or "/", safe=_PATH_SAFE)

@@ -55,7 +55,7 @@ class Answer:
         self.result: tuple[int, bytes] | None = None
         self._steps = _response(self, method, limit, on_headers)
 
-    def feed(self, data: bytes) -> bool:
+    def feed(self, data: bytes | memoryview) -> bool:
         if self._pos >= _COMPACT:
             del self._buf[: self._pos]
             self._scan -= self._pos

@@ -23,7 +23,6 @@ from watchdog.probes._poller import poller
 from watchdog.probes.wire_answer import Answer
 
 TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
-_RECV = 64 * 1024  # per recv() on a plain connection (asyncio's transports take 256 KiB)
 
 
 class PlainExchange:
@@ -80,14 +79,18 @@ class PlainExchange:
     def _receive(self) -> None:
         assert self._sock is not None
         try:
-            data = self._sock.recv(_RECV)
+            # The loop's shared read buffer: the Answer copies what it keeps, so no buffer is
+            # allocated per read (asyncio's transports allocate 256 KiB per read).
+            size = self._sock.recv_into(self._poller.buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._finish(exc)
             return
         try:
-            complete = self._answer.feed(data) if data else self._answer.feed_eof()
+            complete = (
+                self._answer.feed(self._poller.buffer[:size]) if size else self._answer.feed_eof()
+            )
         except Exception as exc:  # Protocol, BodyRefused: the answer's verdict
             self._finish(exc)
             return
