@@ -265,16 +265,12 @@ async def addresses(host: str, port: int, deadline: float | None) -> list[Addres
         return [(family, addr) for family, _t, _p, addr in await resolve(host, port)]
 
 
-async def dial(
-    host: str, port: int, deadline: float | None, *, line_limit: int = 0, keep: bool = False
-) -> Dial:
+async def dial(host: str, port: int, deadline: float | None, *, line_limit: int = 0) -> Dial:
     """A finished :class:`Dial` to ``host:port``; name resolution counts against ``deadline``.
 
     Raises what :func:`addresses` raises.
     """
-    attempt = Dial(
-        await addresses(host, port, deadline), deadline, line_limit=line_limit, keep=keep
-    )
+    attempt = Dial(await addresses(host, port, deadline), deadline, line_limit=line_limit)
     try:
         await attempt.done
     except BaseException:  # cancelled by the caller: never leak the fd
