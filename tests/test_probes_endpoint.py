@@ -726,7 +726,7 @@ async def test_connect_errors_are_translated_at_the_edge(
     async def fail(*_a: object, **_k: object) -> None:
         raise error
 
-    monkeypatch.setattr(wire.asyncio, "open_connection", fail)
+    monkeypatch.setattr(wire, "addresses", fail)
     ep = endpoint("http://127.0.0.1:9")
     result = await probe_health(WireClient(TLS), ep, timeout=OK_TIMEOUT, target="c")
     assert result.failure is expected

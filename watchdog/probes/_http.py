@@ -2,9 +2,10 @@
 
 Owns the three guarantees every endpoint probe gives:
 
-* one deadline for the whole exchange — connect, headers and body — enforced with
-  ``asyncio.timeout`` around the probe, so a server that drips a byte every few seconds still
-  times out; what the probe waited for when it hit (connect, the answer, its body) is tracked;
+* one deadline for the whole exchange — connect, headers and body — enforced by the
+  exchange's own timer (:mod:`watchdog.probes.wire`) for every request of the probe, so a
+  server that drips a byte every few seconds still times out; what the probe waited for when
+  it hit (connect, the answer, its body) is tracked;
 * a bounded body: read raw and cut at ``max_response_bytes``; an encoding the server imposes
   although we asked for ``identity`` is refused, never inflated (:mod:`watchdog.probes.wire`);
 * no exception escapes for a target's fault: OS, TLS and framing errors are translated at the
@@ -26,7 +27,8 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from watchdog.config import Endpoint
 from watchdog.core.hints import hint_for
@@ -41,6 +43,8 @@ from watchdog.probes._faults import (
     status_fault,
 )
 from watchdog.probes.wire import WireClient
+
+T = TypeVar("T")
 
 __all__ = [
     "DETAIL_CHARS",
@@ -60,10 +64,11 @@ __all__ = [
 class Exchange:
     """The HTTP side of one probe run: requests against one endpoint, phase tracked for timeouts."""
 
-    def __init__(self, client: WireClient, ep: Endpoint, budget: float) -> None:
+    def __init__(self, client: WireClient, ep: Endpoint, budget: float, deadline: float) -> None:
         self._client = client
         self._ep = ep
         self._budget = budget
+        self.deadline = deadline  # loop.time() by which the whole probe is over
         self.phase = "starting"  # what the probe waited for when the deadline hit
         self.step = ""  # a probe's own label for the current request ("tool-result turn")
         self.connected = False
@@ -98,11 +103,17 @@ class Exchange:
                 limit=self._ep.max_response_bytes,
                 on_connected=self._connected,
                 on_headers=lambda: self._answering(method, path),
+                deadline=self.deadline,
             )
         except BodyRefused as refused:
             raise Fault(FailureKind.BAD_RESPONSE, str(refused)) from None
         # Scrub before anything is cut to one line, so no partial key survives.
         return Reply(status, scrub_bytes(body, key))
+
+    async def within(self, step: Awaitable[T]) -> T:
+        """Await ``step`` (anything but :meth:`request`) under the probe's deadline."""
+        async with asyncio.timeout_at(self.deadline):
+            return await step
 
     def deadline_fault(self) -> Fault:
         if not self.connected and self.phase.startswith("connecting"):
@@ -136,15 +147,17 @@ async def run_probe(
 ) -> ProbeResult:
     """Run ``body`` under one deadline; every outcome becomes a ProbeResult, never an exception.
 
-    ``body`` returns ``(detail, data)`` on success and raises :class:`Fault` otherwise.
+    ``body`` returns ``(detail, data)`` on success and raises :class:`Fault` otherwise. It
+    awaits only :meth:`Exchange.request` and :meth:`Exchange.within`, which both end with
+    :class:`TimeoutError` at the deadline: the exchange bounds its own I/O with one timer,
+    cheaper than an ``asyncio.timeout`` around the whole body.
     """
-    exchange = Exchange(client, ep, timeout)
+    exchange = Exchange(client, ep, timeout, asyncio.get_running_loop().time() + timeout)
     started = time.monotonic()
     failure: FailureKind | None = None
     hint = ""
     try:
-        async with asyncio.timeout(timeout):
-            detail, data = await body(exchange)
+        detail, data = await body(exchange)
     except TimeoutError:
         fault = exchange.deadline_fault()
         failure, detail, hint, data = fault.kind, fault.detail, fault.hint, fault.data
@@ -170,20 +183,22 @@ async def run_probe(
     )
 
 
-def _spellings(secret: str) -> list[str]:
-    # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON).
+@lru_cache(maxsize=64)
+def _spellings(secret: str) -> tuple[tuple[str, bytes], ...]:
+    # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON);
+    # computed once per key (there are a few, and a probe scrubs four texts).
     found = {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
-    return sorted(found, key=len, reverse=True)
+    return tuple((s, s.encode()) for s in sorted(found, key=len, reverse=True))
 
 
 def scrub_bytes(body: bytes, secret: str) -> bytes:
-    for spelling in _spellings(secret) if secret else []:
-        body = body.replace(spelling.encode(), b"***")
+    for _, spelling in _spellings(secret) if secret else ():
+        body = body.replace(spelling, b"***")
     return body
 
 
 def scrub(text: str, secret: str) -> str:
     """Remove ``secret`` from ``text``: a proxy or server may echo the Authorization header."""
-    for spelling in _spellings(secret) if secret else []:
+    for spelling, _ in _spellings(secret) if secret else ():
         text = text.replace(spelling, "***")
     return text

@@ -30,8 +30,8 @@ from enum import StrEnum
 
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
+from watchdog.probes._dial import resolve
 from watchdog.probes._faults import UNREACHABLE_ERRNOS
-from watchdog.probes.tcp import resolve
 
 NOT_PERMITTED_HINT = (
     "ICMP not permitted for this process: add the sysctl drop-in "

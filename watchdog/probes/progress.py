@@ -206,7 +206,7 @@ async def probe_progress(
         if lines.count("\n") <= _INLINE_LINES:
             sample = parse_lines(lines)
         else:
-            sample = await asyncio.to_thread(parse_lines, lines)
+            sample = await ex.within(asyncio.to_thread(parse_lines, lines))
         if sample is None:
             tracker.forget(target)
             return f"unknown: /metrics lacks {RUNNING} or {GENERATED}_total", {}

@@ -20,38 +20,22 @@ It never speaks SSH beyond reading the banner and always closes the socket.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from watchdog.core.hints import hint_for
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
-from watchdog.probes.tcp import connect, connect_failure
+from watchdog.probes._dial import dial
+from watchdog.probes.tcp import connect_failure
 
 # RFC 4253 §4.2 caps the identification line at 255 bytes including CR LF.
 MAX_BANNER = 256
 SSH_PREFIXES = (b"SSH-2.0-", b"SSH-1.99-")
 
 
-async def _read_first_line(sock: socket.socket, buf: bytearray) -> None:
-    """Read into ``buf`` until a LF, EOF or :data:`MAX_BANNER` bytes (bounded memory).
-
-    ``buf`` belongs to the caller so that what arrived before a timeout is still there to be
-    judged. A reset after the handshake counts as "closed without a line", like EOF.
-    """
-    loop = asyncio.get_running_loop()
-    while b"\n" not in buf and len(buf) < MAX_BANNER:
-        try:
-            chunk = await loop.sock_recv(sock, MAX_BANNER - len(buf))
-        except (ConnectionResetError, BrokenPipeError):
-            return
-        if not chunk:
-            return
-        buf += chunk
-
-
 def _printable(raw: bytes, limit: int = 80) -> str:
     """One log-safe line: strip the line end, escape control bytes, cap the length."""
     text = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", errors="backslashreplace")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if not text.isprintable():  # checked in C first: a real banner is printable
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -80,27 +64,20 @@ async def probe_ssh(
     """Read sshd's banner from ``host:port`` within ``timeout`` seconds (connect included)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    sock: socket.socket | None = None
-    buf = bytearray()
-    timed_out = False
     try:
-        async with asyncio.timeout(timeout):
-            sock = await connect(host, port)
-            await _read_first_line(sock, buf)
-    except TimeoutError as exc:
-        if sock is None:  # the deadline fell inside resolve/connect
-            kind, detail = connect_failure(exc)
-            return _result(target, kind, loop.time() - start, detail)
-        timed_out = True
-    except (OSError, ValueError, UnicodeError, OverflowError) as exc:
+        attempt = await dial(host, port, start + timeout, line_limit=MAX_BANNER)
+    except (OSError, ValueError, UnicodeError, OverflowError) as exc:  # resolving failed
         kind, detail = connect_failure(exc)
-        if sock is None or kind is FailureKind.UNREACHABLE:
+        return _result(target, kind, loop.time() - start, detail)
+    if not attempt.connected:  # refused, unreachable, or the deadline fell inside connect
+        kind, detail = connect_failure(attempt.error or TimeoutError())
+        return _result(target, kind, loop.time() - start, detail)
+    if attempt.error is not None:
+        kind, detail = connect_failure(attempt.error)
+        if kind is FailureKind.UNREACHABLE:
             return _result(target, kind, loop.time() - start, detail)
         # Any other error after the handshake: the peer went away without a line.
-    finally:
-        if sock is not None:
-            sock.close()
-    verdict, what = _judge(bytes(buf), timed_out=timed_out)
+    verdict, what = _judge(bytes(attempt.buf), timed_out=attempt.timed_out)
     latency = loop.time() - start
     if verdict is None:
         return ProbeResult(ProbeKind.SSH, target, None, latency, detail=what, data={"banner": what})

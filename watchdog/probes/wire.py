@@ -2,18 +2,22 @@
 
 The probes send one request per fresh TCP connection (a pooled connection would hide a
 refused connect during a model load) and read a bounded answer; that is all they need of
-HTTP, so they do it on asyncio streams rather than through a general client. Owns:
+HTTP, so they do it themselves rather than through a general client, and as cheaply as a probe
+sent every few seconds to a thousand nodes must be. Owns:
 
-* the exchange: connect (TCP, then TLS for ``https``), send the request with
-  ``Connection: close`` and ``Accept-Encoding: identity``, and read the bounded answer
-  (:mod:`watchdog.probes.wire_answer`: headers at most :data:`HEAD_BYTES`, a body never over
-  the cap and never decompressed);
+* the exchange: connect (TCP through :class:`~watchdog.probes._dial.Dial`, then TLS for
+  ``https``), send the request with ``Connection: close`` and ``Accept-Encoding: identity``,
+  and feed what arrives to :class:`~watchdog.probes.wire_answer.Answer` (headers at most
+  :data:`HEAD_BYTES`, a body never over the cap and never decompressed). A plain connection
+  is read by one selector callback on the socket itself; TLS goes through asyncio's SSL
+  transport and a small protocol. No stream objects, no coroutine per header line;
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
 
-The caller's deadline (``asyncio.timeout``) covers the whole exchange; ``on_connected`` tells
-it when the TCP handshake is behind, so a deadline can say "connect timed out" or not.
+The caller's deadline covers the whole exchange (one timer, no ``asyncio.timeout``);
+``on_connected`` tells it when the TCP handshake is behind, so a deadline can say "connect
+timed out" or not.
 """
 
 from __future__ import annotations
@@ -23,20 +27,52 @@ import json
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import IDENTITY
+from watchdog.probes._dial import Address, Dial, addresses
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
-from watchdog.probes.wire_answer import HEAD_BYTES, Protocol, read_answer
+from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
+from watchdog.probes.wire_io import PlainExchange, handshake, os_text
+
+__all__ = ["HEAD_BYTES", "WireClient"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
-_TLS_HINT = "TLS failed: check the certificate, or use http:// for vLLM's plain port"
+_BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
 
 
 def _nothing() -> None:
     pass
+
+
+class _Target(NamedTuple):
+    """What a request URL says, parsed once per URL (the probes ask the same few URLs)."""
+
+    host: str
+    port: int
+    tls: bool
+    path: str  # quoted, with the query
+    shown: str  # the path as messages show it
+    authority: str  # the Host header
+
+
+@lru_cache(maxsize=256)  # small: at fleet scale it misses, and memory counts more
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_PATH_SAFE)
+    host = parts.hostname or ""
+    tls = parts.scheme == "https"
+    authority = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        authority += f":{parts.port}"
+    return _Target(
+        host, parts.port or (443 if tls else 80), tls, path, parts.path or "/", authority
+    )
 
 
 class WireClient:
@@ -75,76 +111,113 @@ class WireClient:
         limit: int,
         on_connected: Callable[[], None] = _nothing,
         on_headers: Callable[[], None] = _nothing,
+        deadline: float | None = None,
     ) -> tuple[int, bytes]:
         """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
-        :class:`BodyRefused`. ``url`` is absolute; ``what`` in messages is method and path."""
-        parts = urlsplit(url)
-        path = quote(parts.path or "/", safe=_PATH_SAFE)
-        if parts.query:
-            path += "?" + quote(parts.query, safe=_PATH_SAFE)
-        what = f"{method} {parts.path or '/'}"
-        host = parts.hostname or ""
-        tls = parts.scheme == "https"
-        port = parts.port or (443 if tls else 80)
+        :class:`BodyRefused`, or :class:`TimeoutError` once ``deadline`` (a ``loop.time()``;
+        None: the caller bounds the wait) has passed. ``url`` is absolute; ``what`` in messages
+        is method and path."""
+        target = _target(url)
+        what = f"{method} {target.shown}"
         content = b""
         if json_body is not None:
             content = json.dumps(
                 json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-        head = _request_head(method, path, host, parts.port, headers, content, what)
-        context = self._context() if tls else None
-        reader, writer = await _connect(host, port, context, what, on_connected)
+        length = len(content) if content or method in ("POST", "PUT", "PATCH") else None
+        head = _request_head(method, target, tuple(headers.items()), length, what)
+        answer = Answer(method, limit, on_headers)
+        if target.tls:
+            async with asyncio.timeout_at(deadline):
+                return await self._over_tls(target, head + content, answer, what, on_connected)
+        addrs = await _addresses(target, what, deadline)
+        plain = PlainExchange(head + content, answer, on_connected)
+        attempt = Dial(addrs, deadline, then=plain.start)
         try:
-            writer.write(head + content)
-            await writer.drain()
-            return await read_answer(reader, method, limit, on_headers)
-        except Protocol as exc:
-            raise Fault(
-                FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}"
-            ) from None
-        except asyncio.IncompleteReadError:
-            raise Fault(
-                FailureKind.BAD_RESPONSE,
-                f"not a valid HTTP answer ({what}): the server closed the connection mid-answer",
-            ) from None
-        except (ssl.SSLError, OSError) as exc:
-            raise Fault(
-                FailureKind.BAD_RESPONSE,
-                f"connection dropped mid-answer ({what}): {one_line(_os_text(exc))}",
-            ) from None
+            await attempt.done
+        except (Protocol, ssl.SSLError, OSError) as exc:
+            raise _answer_fault(exc, what) from None
         finally:
-            writer.transport.abort()  # Connection: close; never wait for a peer's goodbye
+            attempt.close()
+            plain.stop()  # Connection: close; never wait for a peer's goodbye
+        if attempt.timed_out:
+            raise TimeoutError
+        if not attempt.connected:
+            raise _connect_fault(attempt.error or OSError("no connection"), what)
+        assert answer.result is not None
+        return answer.result
+
+    async def _over_tls(
+        self,
+        target: _Target,
+        request: bytes,
+        answer: Answer,
+        what: str,
+        on_connected: Callable[[], None],
+    ) -> tuple[int, bytes]:
+        """TCP, the TLS handshake, then the exchange through asyncio's SSL transport."""
+        attempt = Dial(await _addresses(target, what, None), None, keep=True)
+        try:
+            await attempt.done
+        except BaseException:
+            attempt.close()
+            raise
+        sock = attempt.sock
+        if sock is None or attempt.error is not None:
+            raise _connect_fault(attempt.error or OSError("no connection"), what)
+        try:
+            on_connected()
+            transport, reading = await handshake(sock, self._context(), target.host, answer, what)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            transport.write(request)
+            await reading.done
+        except (Protocol, ssl.SSLError, OSError) as exc:
+            raise _answer_fault(exc, what) from None
+        finally:
+            transport.abort()  # Connection: close; never wait for a peer's goodbye
+        assert answer.result is not None
+        return answer.result
 
 
+def _answer_fault(exc: Exception, what: str) -> Fault:
+    """An invalid answer, or a connection that broke after the handshake."""
+    if isinstance(exc, Protocol):
+        return Fault(FailureKind.BAD_RESPONSE, f"not a valid HTTP answer ({what}): {exc}")
+    return Fault(
+        FailureKind.BAD_RESPONSE,
+        f"connection dropped mid-answer ({what}): {one_line(os_text(exc))}",
+    )
+
+
+@lru_cache(maxsize=256)
 def _request_head(
     method: str,
-    path: str,
-    host: str,
-    port: int | None,
-    headers: Mapping[str, str],
-    content: bytes,
+    target: _Target,
+    headers: tuple[tuple[str, str], ...],
+    length: int | None,
     what: str,
 ) -> bytes:
-    authority = f"[{host}]" if ":" in host else host
-    if port is not None:
-        authority += f":{port}"
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+    """The request line and headers; built once per distinct request (they repeat)."""
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.authority}"]
     fields = {
         "User-Agent": "cluster-watchdog",
         "Accept-Encoding": IDENTITY,
-        **headers,
+        **dict(headers),
         "Connection": "close",
     }
-    if content or method in ("POST", "PUT", "PATCH"):
+    if length is not None:
         fields.setdefault("Content-Type", "application/json")
-        fields["Content-Length"] = str(len(content))
+        fields["Content-Length"] = str(length)
     for name, value in fields.items():
         if not _valid_value(value):
             # Our own request is malformed; the message would quote the offending header.
             raise Fault(
                 FailureKind.PROBE_ERROR,
                 f"the request could not be sent ({what}): invalid header",
-                "check api_key for stray whitespace or line breaks",
+                _BAD_HEADER_HINT,
             )
         lines.append(f"{name}: {value}")
     try:
@@ -153,7 +226,7 @@ def _request_head(
         raise Fault(
             FailureKind.PROBE_ERROR,
             f"the request could not be sent ({what}): invalid header",
-            "check api_key for stray whitespace or line breaks",
+            _BAD_HEADER_HINT,
         ) from None
 
 
@@ -166,51 +239,22 @@ def _valid_value(value: str) -> bool:
     return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 
-async def _connect(
-    host: str,
-    port: int,
-    tls: ssl.SSLContext | None,
-    what: str,
-    on_connected: Callable[[], None],
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _addresses(target: _Target, what: str, deadline: float | None) -> list[Address]:
     try:
-        reader, writer = await asyncio.open_connection(host, port, limit=HEAD_BYTES)
+        return await addresses(target.host, target.port, deadline)
     except socket.gaierror as exc:
         raise Fault(
             FailureKind.UNREACHABLE, f"name resolution failed ({what}): {one_line(str(exc))}"
         ) from None
-    except ConnectionRefusedError:
-        raise Fault(FailureKind.REFUSED, f"connection refused ({what})") from None
-    except OSError as exc:
-        if exc.errno in UNREACHABLE_ERRNOS:
-            raise Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})") from None
-        raise Fault(
-            FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(_os_text(exc))}"
-        ) from None
-    on_connected()
-    if tls is None:
-        return reader, writer
-    try:
-        await writer.start_tls(tls, server_hostname=host)
-    except (ssl.SSLError, ssl.CertificateError) as exc:
-        writer.transport.abort()
-        raise Fault(
-            FailureKind.BAD_RESPONSE,
-            f"TLS handshake failed ({what}): {one_line(str(exc))}",
-            _TLS_HINT,
-        ) from None
-    except (OSError, asyncio.IncompleteReadError) as exc:
-        writer.transport.abort()
-        raise Fault(
-            FailureKind.BAD_RESPONSE,
-            f"TLS handshake failed ({what}): {one_line(_os_text(exc))}",
-            _TLS_HINT,
-        ) from None
-    except BaseException:
-        writer.transport.abort()
+    except TimeoutError:
         raise
-    return reader, writer
+    except OSError as exc:
+        raise _connect_fault(exc, what) from None
 
 
-def _os_text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+def _connect_fault(exc: OSError, what: str) -> Fault:
+    if isinstance(exc, ConnectionRefusedError):
+        return Fault(FailureKind.REFUSED, f"connection refused ({what})")
+    if exc.errno in UNREACHABLE_ERRNOS:
+        return Fault(FailureKind.UNREACHABLE, f"{exc.strerror} ({what})")
+    return Fault(FailureKind.UNREACHABLE, f"cannot connect ({what}): {one_line(os_text(exc))}")

@@ -1,17 +1,23 @@
-"""Reading one HTTP/1.1 answer from a stream, within bounds (adapter helper of ``wire``).
+"""Parsing one HTTP/1.1 answer from the bytes fed to it, within bounds (adapter helper of ``wire``).
 
-Owns the answer side of :mod:`watchdog.probes.wire`: the status line and the headers (at most
-:data:`HEAD_BYTES`, :data:`MAX_HEADERS` of them, interim 1xx answers skipped), then the body
-framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the connection,
+Owns the answer side of :mod:`watchdog.probes.wire`: the status line and the headers (a line at
+most :data:`HEAD_BYTES`, :data:`MAX_HEADERS` of them, interim 1xx answers skipped), then the
+body framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the connection,
 never more than the caller's cap: a ``Content-Encoding`` other than ``identity``, a declared
 length over the cap, or more bytes than the cap are :class:`~watchdog.edge.bounded.BodyRefused`
 — nothing is decompressed. Anything that is not valid HTTP/1.x is :class:`Protocol`.
+
+:class:`Answer` does no I/O: the connection feeds it what arrives (:meth:`Answer.feed`, then
+:meth:`Answer.feed_eof`), and it says when the answer is complete. Its steps are a generator
+that pauses wherever more bytes are needed, so the answer is read as one sequence of steps yet
+costs no coroutine, future or loop iteration per header line. It keeps at most the unparsed
+rest of the stream, which the caps bound: a line waits for at most :data:`HEAD_BYTES`, a body
+for at most the cap (plus one ``recv``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from watchdog.edge.bounded import IDENTITY, BodyRefused
 from watchdog.probes._faults import one_line
@@ -21,25 +27,108 @@ MAX_HEADERS = 256
 _MAX_INTERIM = 8  # 1xx answers skipped before the real one
 _CHUNK_LINE = 1024
 _HEX = b"0123456789abcdefABCDEF"
+_COMPACT = 64 * 1024  # drop consumed bytes from the buffer once this many have piled up
+
+Steps = Generator[None, None, tuple[int, bytes]]
 
 
 class Protocol(Exception):
     """The peer's answer is not valid HTTP/1.x."""
 
 
-async def read_answer(
-    reader: asyncio.StreamReader, method: str, limit: int, on_headers: Callable[[], None]
-) -> tuple[int, bytes]:
-    """The status and at most ``limit`` raw body bytes of the answer on ``reader``."""
-    return await _response(reader, method, limit, on_headers)
+class Answer:
+    """One HTTP/1.1 answer to ``method``, its body capped at ``limit`` raw bytes.
+
+    :meth:`feed` and :meth:`feed_eof` return True once the answer is complete (then
+    :attr:`result` is ``(status, body)``), and raise :class:`Protocol` or
+    :class:`~watchdog.edge.bounded.BodyRefused` as soon as the bytes say so. ``on_headers`` is
+    called once the final answer's headers are in.
+    """
+
+    __slots__ = ("_buf", "_eof", "_pos", "_scan", "_steps", "result")
+
+    def __init__(self, method: str, limit: int, on_headers: Callable[[], None]) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # start of the unparsed bytes
+        self._scan = 0  # where the search for the next LF resumes
+        self._eof = False
+        self.result: tuple[int, bytes] | None = None
+        self._steps = _response(self, method, limit, on_headers)
+
+    def feed(self, data: bytes | memoryview) -> bool:
+        if self._pos >= _COMPACT:
+            del self._buf[: self._pos]
+            self._scan -= self._pos
+            self._pos = 0
+        self._buf += data
+        return self._step()
+
+    def feed_eof(self) -> bool:
+        self._eof = True
+        return self._step()
+
+    def _step(self) -> bool:
+        if self.result is not None:
+            return True
+        try:
+            next(self._steps)
+        except StopIteration as finished:
+            self.result = finished.value
+            return True
+        return False
+
+    # -- the reads the steps are made of; each pauses (yields) until its bytes are in ---------
+
+    def line(self) -> Generator[None, None, bytes]:
+        """The next line without its line end (LF, any CRs before it)."""
+        while (line := self.buffered_line()) is None:
+            yield
+        return line
+
+    def buffered_line(self) -> bytes | None:
+        """:meth:`line` if the whole line is in already (no generator needed), else None."""
+        end = self._buf.find(b"\n", self._scan)
+        if end < 0:
+            self._scan = len(self._buf)
+            if self._scan - self._pos > HEAD_BYTES:
+                raise Protocol(f"a header line longer than {HEAD_BYTES} bytes")
+            if self._eof:
+                if self._scan == self._pos:
+                    raise Protocol("the server closed the connection without an answer")
+                raise Protocol("the answer ends in the middle of its headers")
+            return None
+        if end - self._pos > HEAD_BYTES:
+            raise Protocol(f"a header line longer than {HEAD_BYTES} bytes")
+        line = bytes(self._buf[self._pos : end])
+        self._pos = self._scan = end + 1
+        return line.rstrip(b"\r\n")
+
+    def exactly(self, size: int) -> Generator[None, None, bytes]:
+        """The next ``size`` bytes; the stream ending first is a cut answer."""
+        while len(self._buf) - self._pos < size:
+            if self._eof:
+                raise Protocol("the server closed the connection mid-answer")
+            yield
+        start, self._pos = self._pos, self._pos + size
+        self._scan = self._pos
+        return bytes(memoryview(self._buf)[start : self._pos])  # one copy, not two
+
+    def rest(self, limit: int) -> Generator[None, None, bytes]:
+        """Everything up to the end of the stream, refused once over ``limit`` bytes."""
+        while not self._eof:
+            if len(self._buf) - self._pos > limit:
+                raise BodyRefused(f"response larger than {limit} bytes")
+            yield
+        if len(self._buf) - self._pos > limit:
+            raise BodyRefused(f"response larger than {limit} bytes")
+        return bytes(memoryview(self._buf)[self._pos :])
 
 
-async def _response(
-    reader: asyncio.StreamReader, method: str, limit: int, on_headers: Callable[[], None]
-) -> tuple[int, bytes]:
+def _response(answer: Answer, method: str, limit: int, on_headers: Callable[[], None]) -> Steps:
     for _ in range(_MAX_INTERIM + 1):
-        status = _status(await _line(reader))
-        fields = await _headers(reader)
+        line = answer.buffered_line()
+        status = _status(line if line is not None else (yield from answer.line()))
+        fields = yield from _headers(answer)
         if not (100 <= status < 200):
             break
     else:
@@ -54,7 +143,7 @@ async def _response(
     if codings:
         if codings[-1] != "chunked":
             raise Protocol(f"unsupported Transfer-Encoding {one_line(', '.join(codings))!r}")
-        return status, await _chunked(reader, limit)
+        return status, (yield from _chunked(answer, limit))
     lengths = {v.strip() for v in fields.get("content-length", [])}
     if lengths:
         if len(lengths) != 1 or not (declared := lengths.pop()).isdigit() or len(declared) > 18:
@@ -62,28 +151,8 @@ async def _response(
         size = int(declared)
         if size > limit:
             raise BodyRefused(f"response larger than {limit} bytes (Content-Length {declared})")
-        return status, await reader.readexactly(size)
-    body = await reader.read(limit + 1)
-    while body and len(body) <= limit:
-        more = await reader.read(limit + 1 - len(body))
-        if not more:
-            break
-        body += more
-    if len(body) > limit:
-        raise BodyRefused(f"response larger than {limit} bytes")
-    return status, body
-
-
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        raise Protocol(f"a header line longer than {HEAD_BYTES} bytes") from None
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            raise Protocol("the server closed the connection without an answer") from None
-        raise Protocol("the answer ends in the middle of its headers") from None
-    return line.rstrip(b"\r\n")
+        return status, (yield from answer.exactly(size))
+    return status, (yield from answer.rest(limit))
 
 
 def _status(line: bytes) -> int:
@@ -97,11 +166,13 @@ def _status(line: bytes) -> int:
     return int(code)
 
 
-async def _headers(reader: asyncio.StreamReader) -> dict[str, list[str]]:
+def _headers(answer: Answer) -> Generator[None, None, dict[str, list[str]]]:
     fields: dict[str, list[str]] = {}
     total = 0
     for _ in range(MAX_HEADERS + 1):
-        line = await _line(reader)
+        line = answer.buffered_line()
+        if line is None:
+            line = yield from answer.line()
         if not line:
             return fields
         total += len(line)
@@ -115,10 +186,10 @@ async def _headers(reader: asyncio.StreamReader) -> dict[str, list[str]]:
     raise Protocol(f"more than {MAX_HEADERS} headers")
 
 
-async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
+def _chunked(answer: Answer, limit: int) -> Generator[None, None, bytes]:
     body = bytearray()
     while True:
-        line = await _line(reader)
+        line = yield from answer.line()
         if len(line) > _CHUNK_LINE:
             raise Protocol("a chunk-size line too long")
         size_text = line.split(b";", 1)[0].strip()
@@ -126,10 +197,10 @@ async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
             raise Protocol("an invalid chunk size")
         size = int(size_text, 16)
         if size == 0:
-            await _headers(reader)  # trailers, bounded like headers
+            yield from _headers(answer)  # trailers, bounded like headers
             return bytes(body)
         if len(body) + size > limit:
             raise BodyRefused(f"response larger than {limit} bytes")
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
+        body += yield from answer.exactly(size)
+        if (yield from answer.exactly(2)) != b"\r\n":
             raise Protocol("a chunk not followed by CRLF")
