@@ -12,11 +12,7 @@ import. Two tables:
   previous one — what each step adds;
 - **later**: what the daemon loads only when it needs it, each on top of the whole ``run``
   path: the engine-progress probe's parser, the HTTP client at the first page, the metrics
-  endpoint with ``metrics.listen``;
-- **without python-kasa and APScheduler**: the ``run`` path with ``kasa``, ``apscheduler``
-  and ``aiohttp`` (which only python-kasa's driver loads) replaced by empty stand-in modules
-  — an estimate of the daemon once plugs speak the legacy protocol without python-kasa and
-  the scheduler is gone.
+  endpoint with ``metrics.listen``, python-kasa for a KLAP/AES/Tapo plug.
 
 The idle daemon's own RSS is measured by ``bench_fleet.py --nodes 2``. Nothing is asserted.
 """
@@ -76,56 +72,19 @@ LATER = [
         "import watchdog.service.metrics_server\n"
         "from watchdog.telemetry import metrics\nmetrics.enable()",
     ),
+    (
+        "+ a KLAP, AES or Tapo plug (python-kasa)",
+        "import watchdog.plugs.kasa",
+    ),
 ]
 
-# Empty stand-ins for the named packages: any attribute is a class that accepts anything.
-STUBS = """
-import importlib.abc, importlib.machinery, sys, types
 
-class _AnyMeta(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return cls
-
-    def __getitem__(cls, item):
-        return cls
-
-class _Stub(metaclass=_AnyMeta):
-    def __init__(self, *args, **kwargs):
-        pass
-
-class _StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Stub
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {roots!r}:
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _StubModule(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module):
-        pass
-
-sys.meta_path.insert(0, _StubFinder())
-"""
-STUBBED = {"kasa", "apscheduler", "aiohttp"}
-
-
-def measure(stmt: str, runs: int, setup: str = "") -> tuple[float, float]:
+def measure(stmt: str, runs: int) -> tuple[float, float]:
     """Median peak RSS (MiB) and import time (ms) of ``stmt`` in a fresh interpreter."""
     rss, took = [], []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", setup + PROBE.format(stmt=stmt)],
+            [sys.executable, "-c", PROBE.format(stmt=stmt)],
             capture_output=True,
             text=True,
             check=True,
@@ -161,15 +120,6 @@ def main() -> None:
     for name, stmt in LATER:
         rss, took = measure(f"{run_path}\n{stmt}", args.runs)
         print(f"{name:50} {rss:5.1f} MiB {rss - last:5.1f} MiB {took:6.0f} ms")
-    setup = STUBS.format(roots=sorted(STUBBED))
-    stubbed, took = measure(run_path, args.runs, setup)
-    print(f"\n{'with ' + ', '.join(sorted(STUBBED)) + ' stubbed':50} {'RSS':>9} {'added':>9}")
-    print(f"{'the run path':50} {stubbed:5.1f} MiB {stubbed - last:+5.1f} MiB {took:6.0f} ms")
-    for name, stmt in LATER:
-        if "metrics_server" in stmt:
-            continue  # the metrics endpoint is served by aiohttp, stubbed here
-        rss, took = measure(f"{run_path}\n{stmt}", args.runs, setup)
-        print(f"{name:50} {rss:5.1f} MiB {rss - stubbed:5.1f} MiB {took:6.0f} ms")
 
 
 if __name__ == "__main__":
