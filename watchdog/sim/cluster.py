@@ -3,7 +3,7 @@
 Owns the coupling between the simulation pieces: a :class:`KasaEmulator` relay per
 node, a :class:`BannerServer` standing in for the node's sshd, and one :class:`FakeVllm`
 serving the model across every node (TP=2). Power changes arrive through the emulator's
-``on_change`` callback, so whatever switches the relay — the real python-kasa client, a
+``on_change`` callback, so whatever switches the relay — the watchdog's plug driver, a
 device-side ``count_down`` rule, a test calling ``set_on`` — drives the same story:
 
 - plug off: the node's sshd is gone at once, the engine dies (nothing listens on the endpoint),

@@ -1,11 +1,11 @@
 """``cluster-watchdog demo``: watch the real daemon save a simulated cluster, narrated live.
 
 Everything runs in this process on 127.0.0.1: the simulated two-node cluster (fake vLLM,
-sshd stand-ins, Kasa plug emulators spoken to by the real python-kasa client), a webhook
-receiver playing on-call, and the real daemon with compressed timings. No root, no sshd,
-no journald, no network beyond loopback. The timeline has three voices: ``world`` (what
-happens to the cluster), ``watchdog`` (what it concludes and does) and ``on-call`` (the
-alerts as received). The daemon's own log goes to a file, named at the end.
+sshd stand-ins, Kasa plug emulators speaking the legacy Kasa protocol to the watchdog's plug
+driver), a webhook receiver playing on-call, and the real daemon with compressed timings.
+No root, no sshd, no journald, no network beyond loopback. The timeline has three voices:
+``world`` (what happens to the cluster), ``watchdog`` (what it concludes and does) and
+``on-call`` (the alerts as received). The daemon's own log goes to a file, named at the end.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def daemon_config(
                 "interval": _fmt(t.probe_interval),
                 "timeout": _fmt(t.probe_timeout),
             }
-            n["plug"]["timeout"] = "1s"  # python-kasa takes whole seconds
+            n["plug"]["timeout"] = "1s"  # whole seconds, as python-kasa would take them
             n["plug"]["validate_interval"] = _fmt(t.plug_validate)
     return {
         "watchdog": {
