@@ -12,6 +12,18 @@ from hypothesis import strategies as st
 from watchdog.engine.periodic import Periodic, next_count
 
 
+class Slow:
+    """A job that counts its runs and does not finish until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.runs = 0
+
+    async def __call__(self) -> None:
+        self.runs += 1
+        await self.release.wait()
+
+
 @given(
     first=st.floats(-1e6, 1e6),
     interval=st.floats(1e-3, 1e5),
@@ -54,25 +66,18 @@ async def test_a_fire_that_finds_its_previous_run_going_is_skipped_and_logged_on
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     loop = asyncio.get_running_loop()
-    release = asyncio.Event()
-    runs = 0
-
-    async def slow() -> None:
-        nonlocal runs
-        runs += 1
-        await release.wait()
-
+    slow = Slow()
     timers = Periodic()
     job = timers.add("slow", 0.02, slow, first=loop.time())
     timers.start()
     with caplog.at_level(logging.WARNING, logger="watchdog.engine"):
         await asyncio.sleep(0.2)
-    assert runs == 1  # one run in flight, never two
+    assert slow.runs == 1  # one run in flight, never two
     assert job.skipped >= 3 and timers.skipped == job.skipped
     assert len([r for r in caplog.records if "slow skipped" in r.getMessage()]) == 1
-    release.set()
+    slow.release.set()
     await asyncio.sleep(0.1)
-    assert runs >= 2  # fires again once its run is over
+    assert slow.runs >= 2  # fires again once its run is over
     timers.stop()
 
 
@@ -118,14 +123,7 @@ async def test_stop_cancels_the_runs_in_flight_and_nothing_fires_after_it() -> N
 
 async def test_a_job_added_again_after_remove_all_waits_for_its_run_in_flight() -> None:
     loop = asyncio.get_running_loop()
-    release = asyncio.Event()
-    runs = 0
-
-    async def slow() -> None:
-        nonlocal runs
-        runs += 1
-        await release.wait()
-
+    slow = Slow()
     timers = Periodic()
     timers.add("slow", 0.02, slow, first=loop.time())
     timers.start()
@@ -133,10 +131,10 @@ async def test_a_job_added_again_after_remove_all_waits_for_its_run_in_flight() 
     timers.remove_all()  # a reload: the jobs are rebuilt, the run goes on
     timers.add("slow", 0.02, slow, first=loop.time())
     await asyncio.sleep(0.1)
-    assert runs == 1
-    release.set()
+    assert slow.runs == 1
+    slow.release.set()
     await asyncio.sleep(0.05)
-    assert runs >= 2
+    assert slow.runs >= 2
     timers.stop()
 
 
