@@ -8,7 +8,7 @@ power actions must be equal, and the alerts they emitted at each instant the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 from hypothesis import given, settings
@@ -106,6 +106,21 @@ EVENT = st.one_of(
     st.tuples(st.just("ssh"), node, SSH_FAIL),
     # The wedge signal, often enough that two nodes show it at once and a sweep is due.
     st.tuples(st.just("ssh"), node, st.just(FailureKind.NO_BANNER)),
+    # A failure streak that meets the count and duration thresholds (expanded by ``steps``).
+    st.tuples(
+        st.just("streak"),
+        node,
+        st.sampled_from([FailureKind.NO_BANNER, FailureKind.REFUSED, FailureKind.BAD_BANNER]),
+    ),
+    st.tuples(
+        st.just("streak"),
+        st.sampled_from(list(CLUSTERS)),
+        st.sampled_from([ProbeKind.HEALTH, ProbeKind.TOOL_CALL]),
+        st.sampled_from([FailureKind.TIMEOUT, FailureKind.AUTH]),
+    ),
+    # Serving proved after sshd began failing: the node is ssh_down, a verdict fixed in time.
+    st.tuples(st.just("endpoint"), st.sampled_from(list(CLUSTERS)), st.just(ProbeKind.TOOL_CALL)),
+    st.tuples(st.just("ping"), node, st.sampled_from([None, FailureKind.TIMEOUT])),
     st.tuples(st.just("sweep")),
     st.tuples(
         st.just("endpoint"),
@@ -165,15 +180,24 @@ def power(d: Decision) -> list[PowerAction]:
 @given(
     witnesses=st.booleans(),
     power_on_if_off=st.booleans(),
+    warm=st.booleans(),
+    past=st.dictionaries(node, st.sampled_from(["given_up", "cycled", "off"]), max_size=3),
     events=st.lists(EVENT, min_size=1, max_size=80),
 )
 def test_incremental_evaluation_equals_a_full_one(
-    witnesses: bool, power_on_if_off: bool, events: list[tuple[object, ...]]
+    witnesses: bool,
+    power_on_if_off: bool,
+    warm: bool,
+    past: dict[str, str],
+    events: list[tuple[object, ...]],
 ) -> None:
     cfg = make_cfg(witnesses, power_on_if_off)
     members = {n: c for c, ns in CLUSTERS.items() for n in ns}
     now = T0
     full = initial_fleet(members, now)
+    if warm:  # every probe passed once since start-up: the fleet is healthy from the start
+        full, now = warmed(full, now)
+    full = with_past(full, past, now)
     inc = Incremental(cfg, full)
     hold: str | None = None
     first = evaluate(full, now, cfg)
@@ -182,7 +206,7 @@ def test_incremental_evaluation_equals_a_full_one(
     assert inc.fleet == full
     seen_full: set[tuple[str, str, str]] = set()
     seen_inc: set[tuple[str, str, str]] = set()
-    for ev in events:
+    for ev in steps(events):
         kind = ev[0]
         changed: set[str] | tuple[str, ...] | None
         if kind == "tick":
@@ -212,6 +236,47 @@ def test_incremental_evaluation_equals_a_full_one(
     assert seen_inc == seen_full
 
 
+def with_past(fleet: FleetState, past: dict[str, str], now: float) -> FleetState:
+    """Nodes given up or power-cycled just before a restart, as loaded from disk: back-off,
+    budget and fleet cap are running ("off": its plug then read off)."""
+    for name, what in sorted(past.items()):
+        st_ = fleet.nodes[name]
+        if what == "given_up":
+            reason = "gave up: 2 power cycles within 600s"
+            st_ = replace(st_, latched=True, latched_reason=reason, cycles=(T0 - 60,))
+        else:
+            st_ = replace(st_, cycles=(T0 - 5,))
+            fleet = replace(fleet, fleet_cycles=(*fleet.fleet_cycles, (name, T0 - 5)))
+        fleet = fleet.with_node(st_)
+        if what == "off":
+            fleet = observe_plug(fleet, name, PlugReading(reachable=True, is_on=False), now)
+    return fleet
+
+
+def steps(events: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """The events, with each failure streak spelled out as the probes and ticks it takes."""
+    out: list[tuple[object, ...]] = []
+    for ev in events:
+        if ev[0] == "streak":
+            probe = ("ssh" if len(ev) == 3 else "endpoint", *ev[1:])
+            out += [probe, ("tick", 6.0), probe, ("tick", 6.0), probe]
+        else:
+            out.append(ev)
+    return out
+
+
+def warmed(fleet: FleetState, now: float) -> tuple[FleetState, float]:
+    """``fleet`` once every probe passed, begun after start-up (and the time it is then)."""
+    now += 1.0
+    for name in fleet.nodes:
+        fleet = observe_node(fleet, name, result(ProbeKind.SSH, None), now)
+        fleet = observe_plug(fleet, name, PlugReading(reachable=True, is_on=True), now)
+    for cluster in CLUSTERS:
+        for probe in (ProbeKind.HEALTH, ProbeKind.MODELS, ProbeKind.TOOL_CALL):
+            fleet = observe_endpoint(fleet, cluster, result(probe, None), now)
+    return fleet, now
+
+
 def apply(
     ev: tuple[object, ...], fleet: FleetState, now: float, cfg: Config
 ) -> tuple[FleetState, set[str] | tuple[str, ...] | None]:
@@ -220,9 +285,12 @@ def apply(
     if kind == "ssh":
         name, failure = str(ev[1]), ev[2]
         return observe_node(fleet, name, result(ProbeKind.SSH, failure), now), {name}  # type: ignore[arg-type]
+    if kind == "ping":
+        name, failure = str(ev[1]), ev[2]
+        return observe_node(fleet, name, result(ProbeKind.PING, failure), now), {name}  # type: ignore[arg-type]
     if kind == "endpoint":
         cluster = str(ev[1])
-        res = result(ev[2], ev[3])  # type: ignore[arg-type]
+        res = result(ev[2], ev[3] if len(ev) > 3 else None)  # type: ignore[arg-type]
         return observe_endpoint(fleet, cluster, res, now), set(CLUSTERS[cluster])
     if kind == "plug":
         return observe_plug(fleet, str(ev[1]), ev[2], now), {str(ev[1])}  # type: ignore[arg-type]

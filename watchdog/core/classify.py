@@ -83,7 +83,7 @@ def _classify(
             what = "model load" if ssh_back else "sshd"
             return st, _Verdict(NodeClass.BOOTING, f"in boot grace, waiting for {what}")
 
-    endpoint = _endpoint_fault(cs, cfg, now)
+    endpoint = _endpoint_fault(cs)
     if blind is not None and (st.ssh.failing or endpoint is not None or st.dark):
         return st, _Verdict(NodeClass.BLIND, f"cannot see: {blind}")
     plug = st.plug
@@ -117,23 +117,23 @@ def _classify(
         if not (boot_failed or ssh.meets(p.failure_threshold, p.failure_duration, now)):
             return st, _Verdict(
                 NodeClass.SUSPECT,
-                f"ssh {ssh.last_failure}: {ssh.consecutive}/{p.failure_threshold} failures, "
-                f"held {ssh.held(now):.0f}s",
+                f"ssh {ssh.last_failure}: {ssh.consecutive}/{p.failure_threshold} failures "
+                f"over {_span(ssh):.0f}s",
                 confirm=True,
                 prove=pending,
             )
         if served is Proof.SERVING:
-            ok_at = cs.evidence(ProbeKind.TOOL_CALL).ok_at or now
+            ok_at = cs.evidence(ProbeKind.TOOL_CALL).ok_at or began
             return st, _Verdict(
                 NodeClass.SSH_DOWN,
-                f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s, but the "
-                f"endpoint completed a tool call {now - ok_at:.0f}s ago: serving, never powered",
+                f"{_streak(ssh)}, but the endpoint completed a tool call {ok_at - began:.0f}s "
+                "after ssh began failing: serving, never powered",
             )
         if served is Proof.ANSWERING:
             return st, _Verdict(
                 NodeClass.SSH_DOWN,
-                f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s, but the "
-                "endpoint on this node still answers (no tool call configured): never powered",
+                f"{_streak(ssh)}, but the endpoint on this node still answers (no tool call "
+                "configured): never powered",
             )
         if pending:
             return st, _Verdict(
@@ -142,11 +142,7 @@ def _classify(
                 confirm=True,
                 prove=True,
             )
-        why = (
-            "sshd did not return within boot_timeout"
-            if boot_failed
-            else (f"ssh {ssh.last_failure} {ssh.consecutive}x over {ssh.held(now):.0f}s")
-        )
+        why = "sshd did not return within boot_timeout" if boot_failed else _streak(ssh)
         if plug is None or st.plug_at is None or st.plug_at < began:
             return st, _Verdict(
                 NodeClass.SUSPECT, f"{why}; reading its plug before judging", confirm=True
@@ -203,6 +199,74 @@ def settled(st: NodeState, cs: ClusterState, cfg: Config) -> bool:
     )
 
 
+def _span(ev: Evidence) -> float:
+    """How long the failures of the current streak span, first to last: from the evidence
+    alone, so a reason that says it stays the same until the next result."""
+    if ev.failing_since is None or ev.last_at is None:
+        return 0.0
+    return max(0.0, ev.last_at - ev.failing_since)
+
+
+def _streak(ssh: Evidence) -> str:
+    """The ssh failure streak in words, e.g. ``ssh no_banner 5x over 40s``."""
+    return f"ssh {ssh.last_failure} {ssh.consecutive}x over {_span(ssh):.0f}s"
+
+
+def timeless(st: NodeState, cs: ClusterState, cfg: Config, now: float, blind: str | None) -> bool:
+    """Whether this node, as judged at ``now``, is judged the same at any later time while no
+    new evidence arrives and the fleet-wide facts (``blind`` among them) stay as they are: the
+    same class, reason and pages, no power action wanted, nothing asked (no confirmation, no
+    proof). :mod:`watchdog.core.incremental` then leaves it out of the clock's re-judging.
+
+    It follows :func:`_classify` step by step. Time enters a verdict only through a timed
+    pause, the boot and serve graces, arming, the count-and-duration thresholds, the staleness
+    of the last ssh probe and the gates of a wanted power action; arming and the thresholds
+    only ever turn true (``Evidence.meets`` is monotone in time), so a verdict reached with
+    them met is a fixed point, and every reason says what the evidence shows, not how long
+    ago. Pages (:func:`watchdog.core.paging.derive_alerts`) read the class and the evidence,
+    not the time, except the ``wedged`` page's re-trigger on a fresh transition.
+    """
+    p = cfg.policy
+    if st.cycling_since is not None or st.restore_on:
+        return False  # a power action in flight, or one to restore: graces and gates run
+    if st.latched:
+        return True  # given up: nothing but an operator's clear changes it
+    if st.paused:
+        return st.paused_until is None  # in maintenance for good; a timed pause ends
+    if st.boot_started_at is not None:
+        return False  # boot and serve graces
+    ssh = st.ssh
+    failing = ssh.failing or any(ev.failing for ev in cs.probes.values())
+    if st.cls is NodeClass.HEALTHY and not failing:
+        return True  # judged healthy (armed: that only turns true), or held as healthy
+    if blind is not None and (failing or st.dark):
+        return True  # blind: judged again when sight returns, a fleet-wide fact
+    if st.dark and ssh.failing:
+        return False  # cannot judge: a confirmation is asked
+    if not _fresh(st, cfg):
+        return True  # held as it is until probed afresh
+    plug = st.plug
+    if plug is not None and plug.reachable and plug.is_on is False:
+        return not p.power_on_if_off  # a wanted power-on goes through the gates
+    thresholds = (p.failure_threshold, p.failure_duration, now)
+    if ssh.failing and ssh.last_failure is FailureKind.BAD_BANNER:
+        return ssh.meets(*thresholds)  # misconfigured, for good; suspect until then
+    if ssh.failing and ssh.last_failure in _WEDGE_SSH:
+        armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
+        if not armed or ssh.failing_since is None or not ssh.meets(*thresholds):
+            return False
+        # ssh_down: the proof is evidence about the time the failure began. Every other
+        # outcome asks for something, wants power or turns stale with time.
+        served = proof(cs, _cluster(cfg, st.cluster), ssh.failing_since, st.name)
+        return served in (Proof.SERVING, Proof.ANSWERING)
+    if not _cluster_verified(cs, cfg) and st.cls is not NodeClass.UNKNOWN:
+        return True  # held until the endpoint is probed
+    endpoint = _endpoint_fault(cs)
+    if endpoint is not None:
+        return endpoint[1].meets(*thresholds)  # degraded or misconfigured; suspect until then
+    return st.seen_healthy or now - st.first_seen >= p.startup_timeout  # healthy; not armed
+
+
 def _fresh(st: NodeState, cfg: Config) -> bool:
     """Probed afresh since sight returned (or since start-up): its sshd (its plug, when sshd
     is not probed). A wedge verdict needs its own fresh plug reading besides."""
@@ -232,11 +296,16 @@ def _ssh_enabled(cfg: Config, name: str) -> bool:
     return ssh is None or ssh.enabled
 
 
-def _endpoint_fault(cs: ClusterState, cfg: Config, now: float) -> tuple[str, Evidence] | None:
-    """The endpoint probe to blame: config faults first, then the longest-failing one."""
+def _endpoint_fault(cs: ClusterState) -> tuple[str, Evidence] | None:
+    """The endpoint probe to blame: config faults first, then the one failing most often,
+    then the one failing longest (from the evidence alone: the same choice at any time)."""
     failing = [(str(k), ev) for k, ev in sorted(cs.probes.items()) if ev.failing]
     if not failing:
         return None
     config = [(k, ev) for k, ev in failing if ev.last_failure and ev.last_failure.is_config_fault]
     pool = config or failing
-    return max(pool, key=lambda kv: (kv[1].consecutive, kv[1].held(now)))
+    return max(pool, key=lambda kv: (kv[1].consecutive, -_began(kv[1])))
+
+
+def _began(ev: Evidence) -> float:
+    return float("inf") if ev.failing_since is None else ev.failing_since

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from watchdog.config import Config
-from watchdog.core.classify import _classify, settled
+from watchdog.core.classify import _classify, settled, timeless
 from watchdog.core.evidence import ClusterState, FleetState, NodeState
 from watchdog.core.model import NodeClass, PowerAction
 from watchdog.core.policy import Decision, evaluate
@@ -46,24 +46,22 @@ def members_index(fleet: FleetState) -> dict[str, tuple[str, ...]]:
     return {c: tuple(v) for c, v in out.items()}
 
 
-def may_change_with_time(st: NodeState, cs: ClusterState) -> bool:
-    """Whether the passing of time alone can change this node's verdict or alerts.
+def may_change_with_time(
+    st: NodeState, cs: ClusterState, cfg: Config, now: float, blind: str | None
+) -> bool:
+    """Whether the passing of time alone can change this node's verdict or pages, as judged
+    at ``now`` with the fleet-wide ``blind`` fact: the clock re-judges a node only while its
+    verdict can change with time alone.
 
-    A healthy node with nothing failing, not paused, not booting and not in a power action is
-    judged the same at any later time (arming only ever becomes true); everything else —
-    thresholds held for a duration, boot and serve graces, pause expiry, back-off, budget
-    windows — depends on ``now``.
+    Not for a verdict that is a fixed point in time (:func:`~watchdog.core.classify.timeless`):
+    a healthy node, an ``ssh_down`` one (thresholds met, serving proved since its failure
+    began), one given up, paused for good, held until probed afresh, switched off with no
+    power-on wanted, or degraded or misconfigured with its thresholds met. Everything else —
+    thresholds still to be held for a duration, arming, boot and serve graces, pause expiry,
+    a stale ssh probe, back-off and budget windows — depends on ``now``. A node in a power
+    action or left off by one is always time-sensitive: :func:`_room` counts them from here.
     """
-    return (
-        st.cls is not NodeClass.HEALTHY
-        or st.paused
-        or st.boot_started_at is not None
-        or st.cycling_since is not None
-        or st.restore_on
-        or st.ssh.failing
-        or st.ping.failing
-        or any(ev.failing for ev in cs.probes.values())
-    )
+    return not timeless(st, cs, cfg, now, blind)
 
 
 def _competes(st: NodeState, fleet: FleetState, cfg: Config, now: float, look: Outlook) -> bool:
@@ -164,7 +162,7 @@ class Scope:
             decision = evaluate(
                 fleet, now, cfg, only=changed, members=self.members, hold=hold, sweep=look.sweep
             )
-            self._after(decision, changed, cfg)
+            self._after(decision, changed, cfg, now)
             return decision, changed
         if _quiet(fleet, look, hold) and all(
             (st := fleet.nodes.get(n)) is not None and settled(st, fleet.clusters[st.cluster], cfg)
@@ -183,7 +181,7 @@ class Scope:
         decision = evaluate(
             fleet, now, cfg, only=only, members=self.members, hold=hold, sweep=look.sweep
         )
-        self._after(decision, only, cfg)
+        self._after(decision, only, cfg, now)
         return decision, only
 
     def _full(
@@ -191,16 +189,19 @@ class Scope:
     ) -> tuple[Decision, None]:
         self.last = fleet_facts(fleet, cfg, now, hold)
         decision = evaluate(fleet, now, cfg, members=self.members, hold=hold)
-        self._after(decision, None, cfg)
+        self._after(decision, None, cfg, now)
         return decision, None
 
-    def _after(self, decision: Decision, only: Collection[str] | None, cfg: Config) -> None:
+    def _after(
+        self, decision: Decision, only: Collection[str] | None, cfg: Config, now: float
+    ) -> None:
         fleet = decision.fleet
+        blind = self.last.blind if self.last is not None else None
         if only is None:
             self.watch = {
                 n
                 for n, st in fleet.nodes.items()
-                if may_change_with_time(st, fleet.clusters[st.cluster])
+                if may_change_with_time(st, fleet.clusters[st.cluster], cfg, now, blind)
             }
             self.unsettled = {
                 n
@@ -213,7 +214,9 @@ class Scope:
         else:
             for n in only:
                 st = fleet.nodes.get(n)
-                if st is not None and may_change_with_time(st, fleet.clusters[st.cluster]):
+                if st is not None and may_change_with_time(
+                    st, fleet.clusters[st.cluster], cfg, now, blind
+                ):
                     self.watch.add(n)
                 else:
                     self.watch.discard(n)
