@@ -6,7 +6,10 @@ action, booting (boot and serve grace), blind or dark, not yet probed afresh, pl
 banner, the ssh wedge path (count and duration thresholds, serving proof, a fresh plug
 reading), endpoint faults, healthy. The result is a :class:`_Verdict`; the gates in
 :mod:`watchdog.core.policy` decide whether its power action may run. :func:`settled` says when
-judging a healthy node again cannot change anything. No I/O, no clock: ``now`` is an argument.
+judging a healthy node again cannot change anything; :func:`timeless` when the passing of time
+alone cannot change a verdict. A reason says what the evidence shows (``ssh no_banner 5x over
+40s``: the span the failures cover), never a running age, so a verdict that holds keeps its
+words. No I/O, no clock: ``now`` is an argument.
 """
 
 from __future__ import annotations
@@ -214,17 +217,13 @@ def _streak(ssh: Evidence) -> str:
 
 def timeless(st: NodeState, cs: ClusterState, cfg: Config, now: float, blind: str | None) -> bool:
     """Whether this node, as judged at ``now``, is judged the same at any later time while no
-    new evidence arrives and the fleet-wide facts (``blind`` among them) stay as they are: the
-    same class, reason and pages, no power action wanted, nothing asked (no confirmation, no
-    proof). :mod:`watchdog.core.incremental` then leaves it out of the clock's re-judging.
+    new evidence arrives and the fleet-wide facts (``blind`` among them) hold: same class,
+    reason and pages, no power action wanted, no confirmation or proof asked.
 
     It follows :func:`_classify` step by step. Time enters a verdict only through a timed
-    pause, the boot and serve graces, arming, the count-and-duration thresholds, the staleness
-    of the last ssh probe and the gates of a wanted power action; arming and the thresholds
-    only ever turn true (``Evidence.meets`` is monotone in time), so a verdict reached with
-    them met is a fixed point, and every reason says what the evidence shows, not how long
-    ago. Pages (:func:`watchdog.core.paging.derive_alerts`) read the class and the evidence,
-    not the time, except the ``wedged`` page's re-trigger on a fresh transition.
+    pause, the boot and serve graces, arming and the thresholds (which only ever turn true:
+    ``Evidence.meets`` is monotone in time), a stale ssh probe and the gates of a power action;
+    pages (:mod:`watchdog.core.paging`) read classes and evidence, not the time.
     """
     p = cfg.policy
     if st.cycling_since is not None or st.restore_on:

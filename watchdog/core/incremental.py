@@ -18,7 +18,11 @@ Nothing at all needs judging when every touched node is *settled* (healthy, noth
 :func:`~watchdog.core.classify.settled`) and the fleet-wide facts are clear: a passing probe of a
 healthy node, the common case, costs no evaluation. The fleet-wide facts themselves are kept
 cheap: the nodes whose sshd failure may mean a wedge are indexed, so no fact scans the fleet.
-Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those.
+Time alone changes only time-sensitive nodes, so the engine's tick evaluates just those. A
+verdict that is a fixed point in time (:func:`~watchdog.core.classify.timeless`: healthy,
+``ssh_down`` with serving proved, given up, degraded with its thresholds met…) is not one:
+its reason says what the evidence shows, not how long ago, and only new evidence, an
+operator or a fleet-wide fact changes it, each of which evaluates the node anyway.
 ``tests/test_incremental_evaluation.py`` checks, over random sequences of observations, that
 this equals a full evaluation. No I/O, no clock; ``now`` is an argument.
 """
