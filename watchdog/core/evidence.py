@@ -13,7 +13,7 @@ blind or when it started before the cluster's ``fresh_from``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from watchdog.core.model import (
     ActionKind,
@@ -25,6 +25,7 @@ from watchdog.core.model import (
     ProbeKind,
     ProbeResult,
 )
+from watchdog.core.records import replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +154,16 @@ class FleetState:
         return self.nodes[name]
 
     def with_node(self, node: NodeState) -> FleetState:
+        """The fleet with this node record (the same fleet when it already holds it)."""
+        if self.nodes.get(node.name) is node:
+            return self
         return replace(self, nodes={**self.nodes, node.name: node})
 
     def with_cluster(self, cluster: ClusterState) -> FleetState:
+        """The fleet with this cluster record (the same fleet when it holds an equal one:
+        the cluster table is not copied for a record rebuilt unchanged)."""
+        if self.clusters.get(cluster.name) == cluster:
+            return self
         return replace(self, clusters={**self.clusters, cluster.name: cluster})
 
     @property
@@ -187,7 +195,8 @@ def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) 
             # Some node's sshd answered a probe begun then: the watchdog saw at that moment.
             began = now - max(0.0, result.latency)
             if fleet.banner_at is None or began > fleet.banner_at:
-                fleet = replace(fleet, banner_at=began)
+                nodes = {**fleet.nodes, node: st}
+                return replace(fleet, nodes=nodes, banner_at=began)  # one copy, not two
     elif result.probe is ProbeKind.PING:
         st = replace(st, ping=fold(st.ping, result, now))
     else:

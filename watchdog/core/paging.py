@@ -24,7 +24,6 @@ triggered or resolved; the events' words, severities and the re-stated triggers 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 
 from watchdog.core.alert_events import (
@@ -45,6 +44,7 @@ from watchdog.core.model import (
     FailureKind,
     NodeClass,
 )
+from watchdog.core.records import replace
 
 # While one of these holds for a member node, a failing endpoint is explained by it, so the
 # cluster-level degraded/misconfigured alert is inhibited (as Alertmanager inhibit rules do).
