@@ -5,9 +5,10 @@ Run: ``python benchmarks/bench_results.py [--quick]``
 What the daemon does with each probe result, less the I/O: ``observe_node`` /
 ``observe_endpoint`` (fold it into the evidence, replace the node's or cluster's record),
 ``Scope.evaluate`` (judge only what it can change; a settled healthy node is not judged), and
-what ``Saves.save`` does before it writes (rebuild the records of the nodes judged, compare
-the durable fields). Fleets of 2, 100 and 1000 nodes as TP=2 pairs (the config of
-``bench_policy.py``), settled and healthy; three kinds of result:
+``Saves.save`` (check the records of the nodes judged for a durable change) with a store that
+only counts its writes (what a write costs is ``bench_store.py``'s). Fleets of 2, 100 and
+1000 nodes as TP=2 pairs (the config of ``bench_policy.py``), settled and healthy; three
+kinds of result:
 
 - ``ssh ok``: a passing banner probe of a healthy node (the common case);
 - ``endpoint ok``: a passing ``/health`` of a cluster;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Collection
+from pathlib import Path
 
 from _common import load, machine_facts
 from bench_policy import T0, healthy_fleet, make_config, result
@@ -30,10 +32,27 @@ from bench_policy import T0, healthy_fleet, make_config, result
 from watchdog.core.evidence import FleetState, observe_endpoint, observe_node
 from watchdog.core.incremental import Scope, members_index
 from watchdog.core.model import FailureKind, ProbeKind
-from watchdog.state.persist import durable_change, to_persisted
-from watchdog.state.store import PersistedState
+from watchdog.engine.context import Context
+from watchdog.engine.saves import Saves
+from watchdog.state.persist import to_persisted
+from watchdog.state.store import PersistedState, Store
 
 SIZES = (2, 100, 1000)
+
+
+class _Counted(Store):
+    """A store that counts its writes instead of making them."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def save(self, state: PersistedState) -> None:
+        self.writes += 1
+
+
+class _Alerts:
+    def submit(self, event: object) -> None: ...
+    def tick(self) -> None: ...
 
 
 class Run:
@@ -46,7 +65,10 @@ class Run:
         self.now = T0 + 1
         decision, _ = self.scope.evaluate(self.fleet, None, cfg=self.cfg, now=self.now)
         self.fleet = decision.fleet
-        self.persisted = to_persisted(self.fleet, PersistedState())
+        ctx = Context(self.cfg, {}, _Alerts(), Path(), lambda: self.now)
+        self.saves = Saves(_Counted(), ctx, lambda: self.fleet)
+        self.saves.persisted = to_persisted(self.fleet, PersistedState())
+        self.saves.track(())
         self.names = list(self.fleet.nodes)
         self.clusters = list(self.fleet.clusters)
         self.hung = self.names[::10] if size >= 10 else self.names[:1]
@@ -56,11 +78,8 @@ class Run:
     def decide(self, fleet: FleetState, changed: Collection[str]) -> None:
         decision, only = self.scope.evaluate(fleet, changed, cfg=self.cfg, now=self.now)
         self.fleet = decision.fleet
-        # What Saves.save does before it writes.
-        if only is None or only or self.persisted.fleet_cycles != self.fleet.fleet_cycles:
-            snap = to_persisted(self.fleet, self.persisted, only)
-            durable_change(self.persisted, snap, only)
-            self.persisted = snap
+        self.saves.track(only)
+        self.saves.save(now=True)  # the daemon coalesces writes: here a write costs nothing
 
     def ssh_ok(self, i: int) -> None:
         self.now += 0.01
