@@ -151,7 +151,7 @@ def derive_alerts(
         fleet = replace(fleet, blind_alert_open=blind is not None)
     if blind is not None:
         return fleet, out  # one page while blind: every other page stays as it is
-    nodes = dict(fleet.nodes)
+    nodes: dict[str, NodeState] = {}  # the records that change
     for name in fleet.nodes.keys() if only is None else only:
         st = fleet.nodes[name]
         if st.cls is NodeClass.BLIND or name in frozen:
@@ -165,7 +165,7 @@ def derive_alerts(
                 out.append(node_event(st, cond, AlertStatus.TRIGGER, now))
         if st.open_alerts != want:
             nodes[name] = replace(st, open_alerts=frozenset(want))
-    fleet = replace(fleet, nodes=nodes)
+    fleet = fleet.with_nodes(nodes)
     for cs in _clusters(fleet, only):
         if cs.name in unverified:
             continue  # not probed since start-up: its pages stay as they are

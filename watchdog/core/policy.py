@@ -156,7 +156,7 @@ def evaluate(
 
 def _with_nodes(fleet: FleetState, updated: Mapping[str, NodeState]) -> FleetState:
     """``fleet`` with these node records replaced (the same fleet when there are none)."""
-    return replace(fleet, nodes={**fleet.nodes, **updated}) if updated else fleet
+    return fleet.with_nodes(updated)
 
 
 def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:

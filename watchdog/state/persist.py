@@ -14,6 +14,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from operator import attrgetter
 
+from immutables import Map
+
 from watchdog.core.evidence import FleetState, NodeState, initial_fleet
 from watchdog.core.model import Condition, NodeClass
 from watchdog.state.store import NodeRecord, PersistedState
@@ -186,8 +188,8 @@ def from_persisted(state: PersistedState, members: Mapping[str, str], now: float
     # Every open page is re-stated once, so the dispatcher knows it and can resolve it.
     return replace(
         fleet,
-        nodes=nodes,
-        clusters=clusters,
+        nodes=Map(nodes),
+        clusters=Map(clusters),
         fleet_cycles=cycles,
         blind_alert_open=Condition.BLIND.value in state.fleet_alerts,
         overload_alert_open=Condition.OVERLOADED.value in state.fleet_alerts,
