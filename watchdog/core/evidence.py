@@ -198,8 +198,9 @@ class FleetState:
 
     def with_cluster(self, cluster: ClusterState) -> FleetState:
         """The fleet with this cluster record (the same fleet when it holds an equal one)."""
-        if self.clusters.get(cluster.name) == cluster:
-            return self
+        old = self.clusters.get(cluster.name)
+        if old is cluster or (old is not None and old.probes is cluster.probes and old == cluster):
+            return self  # a record rebuilt with the same evidence and pages
         return replace(self, clusters=_updated(self.clusters, {cluster.name: cluster}))
 
     @property
