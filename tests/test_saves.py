@@ -15,14 +15,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fixtures_records import conditions, evidence, fleets, texts
+from fixtures_records import conditions, evidence, fleets, nodes, texts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog.core.evidence import FleetState, initial_fleet
+from watchdog.core.evidence import FleetState, NodeState, initial_fleet
 from watchdog.core.model import Condition, NodeClass
 from watchdog.engine import saves as saves_module
 from watchdog.engine.saves import Saves
+from watchdog.state import persist
 from watchdog.state.persist import durable_change, durable_differs, to_persisted
 from watchdog.state.store import PersistedState, Store
 
@@ -54,6 +55,13 @@ def test_the_cheap_check_answers_as_a_rebuilt_snapshot_would(
     base = to_persisted(before, PersistedState()) if not from_empty else PersistedState()
     rebuilt = to_persisted(after, base, only)
     assert durable_differs(after, base, only) == durable_change(base, rebuilt, only)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nodes)
+def test_the_durable_fields_read_from_a_node_are_those_of_its_record(st: NodeState) -> None:
+    record = persist._record(st)
+    assert persist._durable_state(st) == persist._durable_of(record)
 
 
 class _CountedStore(Store):

@@ -96,6 +96,26 @@ def _record(st: NodeState) -> NodeRecord:
     )
 
 
+def _durable_state(st: NodeState) -> tuple[object, ...]:
+    """``_durable_of(_record(st))`` without building the record (a property test keeps the
+    two in step)."""
+    cycles = st.cycles
+    return (
+        st.cls.value,
+        st.since,
+        st.seen_healthy,
+        cycles,
+        st.latched,
+        st.latched_reason,
+        st.since if st.latched else None,
+        st.paused,
+        st.paused_until,
+        cycles[-1] if cycles else None,
+        st.boot_started_at,
+        tuple(sorted(c.value for c in st.open_alerts)) if st.open_alerts else (),
+    )
+
+
 def _cluster_alerts(fleet: FleetState, name: str) -> tuple[str, ...]:
     cs = fleet.clusters.get(name)
     return tuple(sorted(c.value for c in cs.open_alerts)) if cs is not None else ()
@@ -124,7 +144,7 @@ def durable_differs(fleet: FleetState, base: PersistedState, only: Collection[st
         if st is None:
             continue  # no longer in the fleet: its record is kept as it is
         old = base.nodes.get(name)
-        if old is None or _durable_of(old) != _durable_of(_record(st)):
+        if old is None or _durable_of(old) != _durable_state(st):
             return True
         clusters.add(st.cluster)
     return any(base.cluster_alerts.get(c) != (_cluster_alerts(fleet, c) or None) for c in clusters)
