@@ -156,10 +156,13 @@ def _updated(table: Mapping[str, _V], changes: Mapping[str, _V]) -> Map[str, _V]
 
 
 def _same(a: object, b: object) -> bool:
-    """Equal values; two tables compare by content, a map and a ``dict`` alike."""
+    """Equal values (as a dataclass compares them: the same object is equal); two tables
+    compare by content, a map and a ``dict`` alike."""
+    if a is b:
+        return True
     if type(a) is not type(b) and isinstance(a, Mapping) and isinstance(b, Mapping):
-        return len(a) == len(b) and all(k in b and b[k] == v for k, v in a.items())
-    return a == b
+        return len(a) == len(b) and all(k in b and _same(b[k], v) for k, v in a.items())
+    return bool(a == b)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
