@@ -4,6 +4,12 @@ Owns the per-probe :class:`Evidence` (consecutive failures and "failing since"),
 per-cluster and fleet state the policy judges, and ``observe_*`` functions. Pure-logic layer:
 no I/O, no clock — ``now`` is always an argument (Unix seconds).
 
+The fleet's node and cluster tables are persistent maps (:class:`immutables.Map`, a hash array
+mapped trie): replacing one record shares the rest of the table, so folding one probe result in
+costs the same at 1000 nodes as at 2, where a copied ``dict`` costs in proportion to the fleet.
+A table given as a plain mapping (a test's ``dict``) is read as it is and becomes a map at its
+first update; fleets compare equal by content whichever form their tables take.
+
 Fresh evidence only: a result counts from the moment its probe *started* (``now - latency``).
 A node's failure that started before its ``sight_at`` (the watchdog regained sight of it, or
 started) is not counted, and a cluster's endpoint failure is not counted while the fleet is
@@ -13,7 +19,10 @@ blind or when it started before the cluster's ``fresh_from``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+from immutables import Map
 
 from watchdog.core.model import (
     ActionKind,
@@ -25,6 +34,7 @@ from watchdog.core.model import (
     ProbeKind,
     ProbeResult,
 )
+from watchdog.core.records import replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +145,27 @@ class ClusterState:
         return self.probes.get(probe, _NO_EVIDENCE)
 
 
-@dataclass(frozen=True, slots=True)
+_V = TypeVar("_V")
+
+
+def _updated(table: Mapping[str, _V], changes: Mapping[str, _V]) -> Map[str, _V]:
+    """``table`` with these entries set, as a persistent map (the rest of it shared)."""
+    if isinstance(table, Map):
+        return table.update(changes)
+    return Map({**table, **changes})
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values (as a dataclass compares them: the same object is equal); two tables
+    compare by content, a map and a ``dict`` alike."""
+    if a is b:
+        return True
+    if type(a) is not type(b) and isinstance(a, Mapping) and isinstance(b, Mapping):
+        return len(a) == len(b) and all(k in b and _same(b[k], v) for k, v in a.items())
+    return bool(a == b)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FleetState:
     nodes: Mapping[str, NodeState]
     clusters: Mapping[str, ClusterState]
@@ -149,18 +179,39 @@ class FleetState:
     swept_at: float | None = None  # when the last sweep (every plug read at once) began
     banner_at: float | None = None  # when the latest ssh probe that got a banner began
 
+    __hash__ = None  # type: ignore[assignment]  # as before: a fleet is not a dict key
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not FleetState:
+            return NotImplemented
+        return all(_same(getattr(self, f), getattr(other, f)) for f in _FLEET_FIELDS)
+
     def node(self, name: str) -> NodeState:
         return self.nodes[name]
 
     def with_node(self, node: NodeState) -> FleetState:
-        return replace(self, nodes={**self.nodes, node.name: node})
+        """The fleet with this node record (the same fleet when it already holds it)."""
+        if self.nodes.get(node.name) is node:
+            return self
+        return replace(self, nodes=_updated(self.nodes, {node.name: node}))
+
+    def with_nodes(self, changed: Mapping[str, NodeState]) -> FleetState:
+        """The fleet with these node records (the same fleet when there are none)."""
+        return replace(self, nodes=_updated(self.nodes, changed)) if changed else self
 
     def with_cluster(self, cluster: ClusterState) -> FleetState:
-        return replace(self, clusters={**self.clusters, cluster.name: cluster})
+        """The fleet with this cluster record (the same fleet when it holds an equal one)."""
+        old = self.clusters.get(cluster.name)
+        if old is cluster or (old is not None and old.probes is cluster.probes and old == cluster):
+            return self  # a record rebuilt with the same evidence and pages
+        return replace(self, clusters=_updated(self.clusters, {cluster.name: cluster}))
 
     @property
     def in_flight(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes.values() if n.cycling_since is not None)
+
+
+_FLEET_FIELDS = tuple(f.name for f in fields(FleetState))
 
 
 def initial_fleet(members: Mapping[str, str], now: float) -> FleetState:
@@ -170,7 +221,7 @@ def initial_fleet(members: Mapping[str, str], now: float) -> FleetState:
         for n, c in members.items()
     }
     clusters = {c: ClusterState(name=c, fresh_from=now) for c in sorted(set(members.values()))}
-    return FleetState(nodes=nodes, clusters=clusters)
+    return FleetState(nodes=Map(nodes), clusters=Map(clusters))
 
 
 def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) -> FleetState:
@@ -187,7 +238,8 @@ def observe_node(fleet: FleetState, node: str, result: ProbeResult, now: float) 
             # Some node's sshd answered a probe begun then: the watchdog saw at that moment.
             began = now - max(0.0, result.latency)
             if fleet.banner_at is None or began > fleet.banner_at:
-                fleet = replace(fleet, banner_at=began)
+                nodes = _updated(fleet.nodes, {node: st})
+                return replace(fleet, nodes=nodes, banner_at=began)  # one copy, not two
     elif result.probe is ProbeKind.PING:
         st = replace(st, ping=fold(st.ping, result, now))
     else:
@@ -246,4 +298,4 @@ def reconcile(fleet: FleetState, members: Mapping[str, str], now: float) -> Flee
         for n, c in members.items()
     }
     clusters = {c: fleet.clusters.get(c, fresh.clusters[c]) for c in fresh.clusters}
-    return replace(fleet, nodes=nodes, clusters=clusters)
+    return replace(fleet, nodes=Map(nodes), clusters=Map(clusters))

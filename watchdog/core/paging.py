@@ -24,7 +24,6 @@ triggered or resolved; the events' words, severities and the re-stated triggers 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 
 from watchdog.core.alert_events import (
@@ -45,6 +44,7 @@ from watchdog.core.model import (
     FailureKind,
     NodeClass,
 )
+from watchdog.core.records import replace
 
 # While one of these holds for a member node, a failing endpoint is explained by it, so the
 # cluster-level degraded/misconfigured alert is inhibited (as Alertmanager inhibit rules do).
@@ -151,7 +151,7 @@ def derive_alerts(
         fleet = replace(fleet, blind_alert_open=blind is not None)
     if blind is not None:
         return fleet, out  # one page while blind: every other page stays as it is
-    nodes = dict(fleet.nodes)
+    nodes: dict[str, NodeState] = {}  # the records that change
     for name in fleet.nodes.keys() if only is None else only:
         st = fleet.nodes[name]
         if st.cls is NodeClass.BLIND or name in frozen:
@@ -165,7 +165,7 @@ def derive_alerts(
                 out.append(node_event(st, cond, AlertStatus.TRIGGER, now))
         if st.open_alerts != want:
             nodes[name] = replace(st, open_alerts=frozenset(want))
-    fleet = replace(fleet, nodes=nodes)
+    fleet = fleet.with_nodes(nodes)
     for cs in _clusters(fleet, only):
         if cs.name in unverified:
             continue  # not probed since start-up: its pages stay as they are

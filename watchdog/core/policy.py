@@ -32,7 +32,7 @@ The safety rules, each a tested behaviour (docs/design.md, "Decision rules"):
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from watchdog.config import Config
 from watchdog.core.classify import _classify, _Verdict
@@ -48,6 +48,7 @@ from watchdog.core.model import (
 )
 from watchdog.core.paging import derive_alerts
 from watchdog.core.proof import _cluster_verified
+from watchdog.core.records import replace
 from watchdog.core.sight import FleetFacts, _blind_reason, _sight, _sight_returned, _sweep_needed
 
 
@@ -155,7 +156,7 @@ def evaluate(
 
 def _with_nodes(fleet: FleetState, updated: Mapping[str, NodeState]) -> FleetState:
     """``fleet`` with these node records replaced (the same fleet when there are none)."""
-    return replace(fleet, nodes={**fleet.nodes, **updated}) if updated else fleet
+    return fleet.with_nodes(updated)
 
 
 def _plug_down(st: NodeState, cfg: Config, now: float) -> bool:

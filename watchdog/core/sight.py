@@ -11,11 +11,12 @@ node again when one of them changes. No I/O, no clock: ``now`` is an argument.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from watchdog.config import Config
 from watchdog.core.evidence import FleetState, NodeState, restart
 from watchdog.core.model import FailureKind, PlugReading
+from watchdog.core.records import replace
 
 # Banner failures that mean "the node does not serve sshd"; BAD_BANNER is a wrong port, not a
 # wedge, and PROBE_ERROR is our own fault.

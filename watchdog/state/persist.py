@@ -14,7 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from operator import attrgetter
 
-from watchdog.core.evidence import FleetState, initial_fleet
+from immutables import Map
+
+from watchdog.core.evidence import FleetState, NodeState, initial_fleet
 from watchdog.core.model import Condition, NodeClass
 from watchdog.state.store import NodeRecord, PersistedState
 
@@ -48,26 +50,8 @@ def to_persisted(
     records = dict(base.nodes)
     for name in fleet.nodes.keys() if only is None else only:
         st = fleet.nodes.get(name)
-        if st is None:
-            continue
-        records[name] = NodeRecord(
-            node_class=st.cls.value,
-            since=st.since,
-            consecutive_failures=st.ssh.consecutive,
-            failing_since=st.ssh.failing_since,
-            seen_healthy=st.seen_healthy,
-            cycles=st.cycles,
-            latched=st.latched,
-            latched_reason=st.latched_reason,
-            latched_at=st.since if st.latched else None,
-            paused=st.paused,
-            paused_until=st.paused_until,
-            last_failure=st.ssh.last_failure.value if st.ssh.last_failure else "",
-            last_detail=st.reason,
-            last_cycle_at=st.cycles[-1] if st.cycles else None,
-            boot_started_at=st.boot_started_at,
-            open_alerts=tuple(sorted(c.value for c in st.open_alerts)),
-        )
+        if st is not None:
+            records[name] = _record(st)
     # A cluster's pages move only when one of its nodes is evaluated.
     changed = (
         fleet.clusters.keys()
@@ -76,9 +60,9 @@ def to_persisted(
     )
     cluster_alerts = {} if only is None else dict(base.cluster_alerts)
     for name in changed:
-        cs = fleet.clusters.get(name)
-        if cs is not None and cs.open_alerts:
-            cluster_alerts[name] = tuple(sorted(c.value for c in cs.open_alerts))
+        alerts = _cluster_alerts(fleet, name)
+        if alerts:
+            cluster_alerts[name] = alerts
         else:
             cluster_alerts.pop(name, None)
     return replace(
@@ -86,15 +70,84 @@ def to_persisted(
         nodes=records,
         fleet_cycles=fleet.fleet_cycles,
         cluster_alerts=cluster_alerts,
-        fleet_alerts=tuple(
-            c.value
-            for c, on in (
-                (Condition.BLIND, fleet.blind_alert_open),
-                (Condition.OVERLOADED, fleet.overload_alert_open),
-            )
-            if on
-        ),
+        fleet_alerts=_fleet_alerts(fleet),
     )
+
+
+def _record(st: NodeState) -> NodeRecord:
+    """One node's persisted record."""
+    return NodeRecord(
+        node_class=st.cls.value,
+        since=st.since,
+        consecutive_failures=st.ssh.consecutive,
+        failing_since=st.ssh.failing_since,
+        seen_healthy=st.seen_healthy,
+        cycles=st.cycles,
+        latched=st.latched,
+        latched_reason=st.latched_reason,
+        latched_at=st.since if st.latched else None,
+        paused=st.paused,
+        paused_until=st.paused_until,
+        last_failure=st.ssh.last_failure.value if st.ssh.last_failure else "",
+        last_detail=st.reason,
+        last_cycle_at=st.cycles[-1] if st.cycles else None,
+        boot_started_at=st.boot_started_at,
+        open_alerts=tuple(sorted(c.value for c in st.open_alerts)),
+    )
+
+
+def _durable_state(st: NodeState) -> tuple[object, ...]:
+    """``_durable_of(_record(st))`` without building the record (a property test keeps the
+    two in step)."""
+    cycles = st.cycles
+    return (
+        st.cls.value,
+        st.since,
+        st.seen_healthy,
+        cycles,
+        st.latched,
+        st.latched_reason,
+        st.since if st.latched else None,
+        st.paused,
+        st.paused_until,
+        cycles[-1] if cycles else None,
+        st.boot_started_at,
+        tuple(sorted(c.value for c in st.open_alerts)) if st.open_alerts else (),
+    )
+
+
+def _cluster_alerts(fleet: FleetState, name: str) -> tuple[str, ...]:
+    cs = fleet.clusters.get(name)
+    return tuple(sorted(c.value for c in cs.open_alerts)) if cs is not None else ()
+
+
+def _fleet_alerts(fleet: FleetState) -> tuple[str, ...]:
+    return tuple(
+        c.value
+        for c, on in (
+            (Condition.BLIND, fleet.blind_alert_open),
+            (Condition.OVERLOADED, fleet.overload_alert_open),
+        )
+        if on
+    )
+
+
+def durable_differs(fleet: FleetState, base: PersistedState, only: Collection[str]) -> bool:
+    """Whether rebuilding ``only``'s records from ``fleet`` would change a durable field
+    of ``base``: ``durable_change(base, to_persisted(fleet, base, only), only)``, without
+    copying the record table (a record that changed in its other fields can wait)."""
+    if base.fleet_cycles != fleet.fleet_cycles or base.fleet_alerts != _fleet_alerts(fleet):
+        return True
+    clusters = set()
+    for name in only:
+        st = fleet.nodes.get(name)
+        if st is None:
+            continue  # no longer in the fleet: its record is kept as it is
+        old = base.nodes.get(name)
+        if old is None or _durable_of(old) != _durable_state(st):
+            return True
+        clusters.add(st.cluster)
+    return any(base.cluster_alerts.get(c) != (_cluster_alerts(fleet, c) or None) for c in clusters)
 
 
 def durable_change(
@@ -155,8 +208,8 @@ def from_persisted(state: PersistedState, members: Mapping[str, str], now: float
     # Every open page is re-stated once, so the dispatcher knows it and can resolve it.
     return replace(
         fleet,
-        nodes=nodes,
-        clusters=clusters,
+        nodes=Map(nodes),
+        clusters=Map(clusters),
         fleet_cycles=cycles,
         blind_alert_open=Condition.BLIND.value in state.fleet_alerts,
         overload_alert_open=Condition.OVERLOADED.value in state.fleet_alerts,
