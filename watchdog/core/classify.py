@@ -14,12 +14,13 @@ words. No I/O, no clock: ``now`` is an argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from watchdog.config import Config, Ssh
 from watchdog.core.evidence import ClusterState, Evidence, NodeState
 from watchdog.core.model import ActionKind, Blocked, Blocker, FailureKind, NodeClass, ProbeKind
 from watchdog.core.proof import Proof, _cluster, _cluster_verified, _serving_since, proof
+from watchdog.core.records import replace
 from watchdog.core.sight import _WEDGE_SSH, _answers
 
 # The reason of a node judged healthy with nothing to say (see ``settled``).
