@@ -13,6 +13,7 @@ import yaml
 from watchdog.config import Config, Node, parse_config
 from watchdog.core.model import AlertEvent, FailureKind, PlugReading, ProbeKind, ProbeResult
 from watchdog.engine.engine import Engine
+from watchdog.engine.periodic import GRID
 from watchdog.state.store import PersistedState, Store
 
 
@@ -143,6 +144,24 @@ async def test_periodic_jobs_start_spread_over_their_interval_without_jitter(
         offsets = [round(j.next_at - first, 9) for j in jobs]
         assert offsets == [0.0, 2.5, 5.0, 7.5]  # 10 s interval, 4 nodes
         assert {j.interval for j in jobs} == {10.0}
+    finally:
+        await e.stop()
+
+
+async def test_periodic_jobs_first_fire_on_the_grid_so_jobs_due_together_share_a_wake_up(
+    tmp_path: Path,
+) -> None:
+    e = engine(tmp_path, SlowSsh(0.0), nodes=7)
+    await e.start(PersistedState())
+    try:
+        jobs = e.jobs.timers.jobs()
+        for j in jobs:
+            steps = j.next_at / GRID
+            assert abs(steps - round(steps)) < 1e-6, (j.id, j.next_at)
+        ssh = sorted(j.next_at for j in jobs if j.id.startswith("ssh:"))
+        # 10 s over 7 nodes, each phase rounded down to the half second.
+        assert [round(t - ssh[0], 6) for t in ssh] == [0.0, 1.0, 2.5, 4.0, 5.5, 7.0, 8.5]
+        assert e.jobs.timers.slots < len(jobs)  # the first fires of several kinds coincide
     finally:
         await e.stop()
 

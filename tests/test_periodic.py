@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.engine.periodic import Periodic, next_count
+from watchdog.engine.periodic import GRID, JobFunc, Periodic, next_count, on_grid
 
 
 class Slow:
@@ -38,6 +38,67 @@ def test_the_next_fire_is_a_multiple_of_the_interval_after_now_and_never_goes_ba
     assert first + j * interval > now
     if j > k:  # it skipped fires only because they were past
         assert first + (j - 1) * interval <= now
+
+
+@given(t=st.floats(-1e7, 1e7), grid=st.sampled_from([GRID, 0.25, 1.0, 0.1]), up=st.booleans())
+def test_a_time_put_on_the_grid_is_the_nearest_multiple_on_its_side(
+    t: float, grid: float, up: bool
+) -> None:
+    g = on_grid(t, grid, up=up)
+    steps = g / grid
+    assert abs(steps - round(steps)) < 1e-6  # a multiple of the grid
+    if up:
+        assert t - 1e-6 <= g < t + grid + 1e-6
+    else:
+        assert t - grid - 1e-6 < g <= t + 1e-6
+
+
+async def test_jobs_due_together_share_one_timer_and_fire_in_the_same_order_every_time() -> None:
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    def job(name: str) -> JobFunc:
+        async def run() -> None:
+            order.append(name)
+
+        return run
+
+    timers = Periodic()
+    first = loop.time() + 0.02
+    names = [f"j{i}" for i in range(6)]
+    for name in names:
+        timers.add(name, 0.05, job(name), first=first)
+    timers.add("other", 0.05, job("other"), first=first + 0.025)
+    timers.start()
+    assert timers.slots == 2  # six jobs due at one instant, one due at another
+    await asyncio.sleep(0.23)
+    timers.stop()
+    rounds = [order[i : i + 7] for i in range(0, len(order) - 6, 7)]
+    assert len(rounds) >= 3
+    for r in rounds:  # the same order in every round: the gaps between fires stay even
+        assert r == [*names, "other"], order
+    assert timers.slots == 0  # stopped: no timer left
+
+
+async def test_a_removed_job_leaves_its_slot_and_an_empty_slot_its_timer() -> None:
+    loop = asyncio.get_running_loop()
+    ran: list[str] = []
+
+    def job(name: str) -> JobFunc:
+        async def run() -> None:
+            ran.append(name)
+
+        return run
+
+    timers = Periodic()
+    timers.add("a", 0.05, job("a"), first=loop.time() + 0.03)
+    timers.add("b", 0.05, job("b"), first=loop.time() + 0.03)
+    timers.start()
+    timers.add("a", 0.05, job("a2"), first=loop.time() + 0.5)  # replaces "a": a slot of its own
+    assert timers.slots == 2
+    await asyncio.sleep(0.06)
+    timers.stop()
+    assert "a" not in ran and "b" in ran
 
 
 async def test_a_job_fires_at_first_plus_whole_intervals_without_drift() -> None:

@@ -6,10 +6,12 @@ requests, lets the alert channels retry, and runs the time-driven evaluation.
 
 Timing (:mod:`watchdog.engine.periodic`): every periodic job fires at a fixed period from its
 own phase — the phases spread evenly over the first interval (at most a minute), so a
-thousand nodes do not start at once and no per-fire jitter accumulates. One banner probe per
-node at a time: a periodic probe that finds one in flight lets it serve (the confirmations,
-:mod:`watchdog.engine.bursts`, wait for it instead). One tool call per cluster at a time. A
-job that raises is logged and runs again at its next interval; a stop cancels it quietly.
+thousand nodes do not start at once and no per-fire jitter accumulates. Phases fall on the
+scheduler's grid (half a second), so the jobs due together share one wake-up of the loop.
+One banner probe per node at a time: a periodic probe that finds one in flight lets it serve
+(the confirmations, :mod:`watchdog.engine.bursts`, wait for it instead). One tool call per
+cluster at a time. A job that raises is logged and runs again at its next interval; a stop
+cancels it quietly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from watchdog.core.model import EventType, ProbeKind, Severity
 from watchdog.engine.context import Context
 from watchdog.engine.fleet import Fleet
 from watchdog.engine.inbox import Inbox
-from watchdog.engine.periodic import Periodic
+from watchdog.engine.periodic import Periodic, on_grid
 from watchdog.engine.power import PowerRunner
 from watchdog.engine.suite import ProbeSuite
 from watchdog.engine.versions import VersionWatch
@@ -93,12 +95,14 @@ class Jobs:
             add("witness", "witness", interval, self.job_witness)
         # Each kind's jobs start evenly spread over its first interval (at most _SPREAD_CAP):
         # job i of n first fires at i/n of it, then every interval from there, without drift.
+        # First fires fall on a common grid, so jobs due together share one loop wake-up.
+        base = on_grid(now)
         for group in jobs.values():
             for i, (job_id, interval, func, a) in enumerate(group):
-                phase = min(interval, _SPREAD_CAP) * i / len(group)
-                self.timers.add(job_id, interval, self.guarded, func, *a, first=now + phase)
+                phase = on_grid(min(interval, _SPREAD_CAP) * i / len(group), up=False)
+                self.timers.add(job_id, interval, self.guarded, func, *a, first=base + phase)
         tick = max(0.2, min(1.0, cfg.policy.confirm_interval / 2))
-        self.timers.add("tick", tick, self.guarded, self.job_tick, first=now)
+        self.timers.add("tick", tick, self.guarded, self.job_tick, first=base)
 
     def start(self) -> None:
         self.timers.start()

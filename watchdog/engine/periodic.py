@@ -8,9 +8,13 @@ once per job until a run of it starts again), and the job fires again at its nex
 Fires the loop was too busy to make on time are not made up for: the next one is the next
 multiple of the interval after now, so a stalled loop never releases a burst of runs.
 
-One timer handle and at most one task per job; nothing is polled, so a thousand jobs cost
-nothing between their fires. A job's errors are its own to handle (the engine guards every
-job, :meth:`watchdog.engine.jobs.Jobs.guarded`).
+Jobs due at the same instant share one *slot*: one loop timer fires them all, in the order
+they were added, every time (so the gaps between two probes of a target do not depend on the
+order in which the loop breaks ties). A caller that puts its jobs' first fires on a common
+grid (:mod:`watchdog.engine.jobs` does) gets few slots: the loop wakes once per slot rather
+than once per job, and does the slot's work with its caches warm. Nothing is polled, so a
+thousand jobs cost nothing between their fires. A job's errors are its own to handle (the
+engine guards every job, :meth:`watchdog.engine.jobs.Jobs.guarded`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,20 @@ from typing import Any
 log = logging.getLogger("watchdog.engine")
 
 JobFunc = Callable[..., Coroutine[Any, Any, None]]
+
+# The probe jobs' first fires fall on multiples of this many seconds (:func:`on_grid`), so
+# jobs due together share a slot: at a thousand nodes the loop wakes ~50 times a second
+# instead of ~600, and each wake-up's work runs with warm caches (benchmarks/README.md,
+# "Fleet figures").
+GRID = 0.5
+
+
+def on_grid(t: float, grid: float = GRID, *, up: bool = True) -> float:
+    """``t`` rounded to a multiple of ``grid`` (up, or down), to the microsecond."""
+    if grid <= 0:
+        return t
+    steps = math.ceil(t / grid - 1e-9) if up else math.floor(t / grid + 1e-9)
+    return round(steps * grid, 6)
 
 
 def next_count(first: float, interval: float, now: float, k: int) -> int:
@@ -47,15 +65,15 @@ class Job:
     args: tuple[object, ...]
     first: float
     count: int = 0  # the next fire is at first + count * interval
-    handle: asyncio.Handle | None = None
+    slot: float | None = None  # the slot it waits in (its next fire time), while armed
     task: asyncio.Task[None] | None = None
     skipped: int = 0
     _warned: bool = field(default=False, repr=False)
 
     @property
     def next_at(self) -> float:
-        """Loop time of the next fire."""
-        return self.first + self.count * self.interval
+        """Loop time of the next fire (to the microsecond: jobs due together share a slot)."""
+        return round(self.first + self.count * self.interval, 6)
 
 
 class Periodic:
@@ -63,6 +81,8 @@ class Periodic:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self._slots: dict[float, list[Job]] = {}  # fire time -> its jobs, in firing order
+        self._timers: dict[float, asyncio.TimerHandle] = {}  # fire time -> its loop timer
         self._left: dict[str, asyncio.Task[None]] = {}  # runs of removed jobs, by job id
         self.skipped = 0  # fires skipped because the job's previous run was still going
         self.running = False
@@ -85,18 +105,23 @@ class Periodic:
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
 
+    @property
+    def slots(self) -> int:
+        """Loop timers armed: one per instant some job is due at."""
+        return len(self._timers)
+
     def start(self) -> None:
         self.running = True
         for job in self._jobs.values():
-            if job.handle is None:
+            if job.slot is None:
                 self._arm(job)
 
     def remove_all(self) -> None:
         """Drop every job; a run in flight finishes on its own (and a job added again under
         the same id waits for it)."""
         self._left = {i: t for i, t in self._left.items() if not t.done()}
+        self._disarm_all()
         for job in self._jobs.values():
-            self._cancel(job)
             if job.task is not None and not job.task.done():
                 self._left[job.id] = job.task
         self._jobs.clear()
@@ -106,40 +131,72 @@ class Periodic:
         self.running = False
         for task in self._left.values():
             task.cancel()
+        self._disarm_all()
         for job in self._jobs.values():
-            self._cancel(job)
             if job.task is not None:
                 job.task.cancel()
 
     # ------------------------------------------------------------------ internals
     def _arm(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
-        if job.count == 0 and job.first <= loop.time():
-            job.handle = loop.call_soon(self._fire, job)  # due now: fires at once
-        else:
+        if not (job.count == 0 and job.first <= loop.time()):  # else: due now, fires at once
             job.count = next_count(job.first, job.interval, loop.time(), job.count)
-            job.handle = loop.call_at(job.next_at, self._fire, job)
+        self._enter(job, loop)
 
-    @staticmethod
-    def _cancel(job: Job | None) -> None:
-        if job is not None and job.handle is not None:
-            job.handle.cancel()
-            job.handle = None
+    def _enter(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+        at = job.slot = job.next_at
+        jobs = self._slots.get(at)
+        if jobs is None:
+            self._slots[at] = [job]
+            self._timers[at] = loop.call_at(at, self._fire, at)
+        else:
+            jobs.append(job)
 
-    def _fire(self, job: Job) -> None:
+    def _disarm_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for jobs in self._slots.values():
+            for job in jobs:
+                job.slot = None
+        self._timers.clear()
+        self._slots.clear()
+
+    def _cancel(self, job: Job | None) -> None:
+        if job is None or job.slot is None:
+            return
+        at, job.slot = job.slot, None
+        jobs = self._slots.get(at, [])
+        if job in jobs:
+            jobs.remove(job)
+        if not jobs:
+            self._slots.pop(at, None)
+            timer = self._timers.pop(at, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _fire(self, at: float) -> None:
         loop = asyncio.get_running_loop()
+        self._timers.pop(at, None)
+        jobs = self._slots.pop(at, [])
+        for job in jobs:
+            job.slot = None
+            self._run(job, loop)
+        now = loop.time()
+        for job in jobs:  # in the same order: they keep their places in the next slot
+            job.count = next_count(job.first, job.interval, now, job.count + 1)
+            self._enter(job, loop)
+
+    def _run(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
         if job.task is None or job.task.done():
             job.task = loop.create_task(job.func(*job.args), name=job.id)
             job._warned = False
-        else:
-            job.skipped += 1
-            self.skipped += 1
-            if not job._warned:
-                job._warned = True
-                log.warning(
-                    "job %s skipped: its previous run is still going (it fires again in %gs)",
-                    job.id,
-                    job.interval,
-                )
-        job.count = next_count(job.first, job.interval, loop.time(), job.count + 1)
-        job.handle = loop.call_at(job.next_at, self._fire, job)
+            return
+        job.skipped += 1
+        self.skipped += 1
+        if not job._warned:
+            job._warned = True
+            log.warning(
+                "job %s skipped: its previous run is still going (it fires again in %gs)",
+                job.id,
+                job.interval,
+            )
