@@ -179,6 +179,19 @@ async def test_the_banner_server_reopens_on_the_same_port(banner_server: BannerS
     assert (await probe_ssh(LO, port, timeout=TIMEOUT, target="n")).ok
 
 
+async def test_a_closed_banner_server_keeps_its_port_from_other_servers(
+    banner_server: BannerServer,
+) -> None:
+    port = banner_server.port
+    await banner_server.set_mode(BannerMode.CLOSED)
+    # Another server on the host must not take the port and answer in the node's name.
+    with pytest.raises(OSError):
+        await asyncio.start_server(lambda r, w: None, LO, port)
+    assert (await probe_ssh(LO, port, timeout=TIMEOUT, target="n")).failure is FailureKind.REFUSED
+    await banner_server.set_mode(BannerMode.SPEAK)
+    assert (await probe_ssh(LO, port, timeout=TIMEOUT, target="n")).ok
+
+
 async def test_the_banner_server_speaks_to_held_connections_when_unwedged(
     banner_server: BannerServer,
 ) -> None:

@@ -11,7 +11,9 @@ It reproduces what the ssh probe sees from a node, not SSH itself:
 - PARTIAL — ``SSH-`` and then nothing more (an sshd that stalled part-way).
 
 Leaving CLOSED re-opens the listener on the SAME port, so a probe configured once keeps working
-across a simulated reboot. Switching WEDGED → SPEAK sends the banner to connections that were
+across a simulated reboot; while CLOSED the port stays bound by a socket that does not listen
+(connections are refused, and no other server on the host can take the port meanwhile and
+answer in the node's name). Switching WEDGED → SPEAK sends the banner to connections that were
 held silent, as a SIGCONTed sshd would. :meth:`BannerServer.stop` aborts every connection and
 never waits on a peer.
 """
@@ -19,6 +21,7 @@ never waits on a peer.
 from __future__ import annotations
 
 import asyncio
+import socket
 from enum import StrEnum
 
 GARBAGE_REPLY = b"HTTP/1.1 400 Bad Request\r\n"
@@ -97,6 +100,7 @@ class BannerServer:
         self.banner = banner
         self._mode = BannerMode.SPEAK
         self._server: asyncio.Server | None = None
+        self._hold: socket.socket | None = None  # the port, bound without listening (CLOSED)
         self._conns: set[_Conn] = set()
 
     @property
@@ -120,6 +124,7 @@ class BannerServer:
         previous, self._mode = self._mode, mode
         if mode is BannerMode.CLOSED:
             await self._close()  # sshd gone: its connections die with it
+            self._hold_port()
             return
         if previous is BannerMode.CLOSED or self._server is None:
             await self._listen()
@@ -131,6 +136,7 @@ class BannerServer:
     async def stop(self) -> None:
         """Close the listener and abort all connections; never waits on a client."""
         await self._close()
+        self._release_port()
 
     async def __aenter__(self) -> BannerServer:
         await self.start()
@@ -139,9 +145,32 @@ class BannerServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def _hold_port(self) -> None:
+        """Keep the port bound, not listening: refused, and not free for another server."""
+        if self._hold is not None or self._port == 0:
+            return
+        # Without SO_REUSEADDR, so that no server (asyncio sets it) can bind the port beside it.
+        for reuse in (False, True):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                if reuse:  # a connection of the old listener lingers: hold it as we can
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.host, self._port))
+            except OSError:
+                sock.close()  # best effort: the port is refused either way
+                continue
+            self._hold = sock
+            return
+
+    def _release_port(self) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.close()
+
     async def _listen(self) -> None:
         if self._server is not None:
             return
+        self._release_port()
         loop = asyncio.get_running_loop()
         # reuse_address lets the same port be bound again while old connections linger.
         self._server = await loop.create_server(
