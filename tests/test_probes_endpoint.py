@@ -723,11 +723,12 @@ async def test_connect_errors_are_translated_at_the_edge(
     error: OSError, expected: FailureKind, says: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DNS failures and unroutable hosts cannot be produced on loopback: raised by the connect.
+    # A host name, not an address: a numeric host's address is known without asking.
     async def fail(*_a: object, **_k: object) -> None:
         raise error
 
     monkeypatch.setattr(wire, "addresses", fail)
-    ep = endpoint("http://127.0.0.1:9")
+    ep = endpoint("http://spark-9.invalid:9")
     result = await probe_health(WireClient(TLS), ep, timeout=OK_TIMEOUT, target="c")
     assert result.failure is expected
     assert says in result.detail and "GET /health" in result.detail

@@ -26,19 +26,19 @@ import asyncio
 import json
 import socket
 import ssl
+import weakref
 from collections.abc import Callable, Mapping
-from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import IDENTITY
-from watchdog.probes._dial import Address, Dial, addresses
+from watchdog.probes._dial import Address, Dial, _numeric, addresses
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
 from watchdog.probes.wire_io import PlainExchange, handshake, os_text
 
-__all__ = ["HEAD_BYTES", "WireClient"]
+__all__ = ["HEAD_BYTES", "Prepared", "WireClient", "encode_json"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
 _BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
@@ -48,31 +48,46 @@ def _nothing() -> None:
     pass
 
 
-class _Target(NamedTuple):
-    """What a request URL says, parsed once per URL (the probes ask the same few URLs)."""
+class Prepared:
+    """What a request says before its body: where it goes and its head, built once.
 
-    host: str
-    port: int
-    tls: bool
-    path: str  # quoted, with the query
-    shown: str  # the path as messages show it
-    authority: str  # the Host header
+    The probes ask the same few requests of each endpoint: their caller keeps these (per
+    endpoint, see :meth:`WireClient.memo`) instead of splitting the URL and writing the head
+    again at every request. Raises :class:`Fault` PROBE_ERROR for a header HTTP forbids.
+    """
+
+    __slots__ = ("addrs", "head", "host", "method", "port", "sized", "tls", "what")
+
+    def __init__(self, method: str, url: str, headers: Mapping[str, str], *, body: bool) -> None:
+        parts = urlsplit(url)
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        if parts.query:
+            path += "?" + quote(parts.query, safe=_PATH_SAFE)
+        self.method = method
+        self.host = host = parts.hostname or ""
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.what = f"{method} {parts.path or '/'}"  # how messages name the request
+        authority = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            authority += f":{parts.port}"
+        # A Content-Length line is written per request when there is a body (or the method
+        # takes one); the head then ends before it.
+        self.sized = body or method in ("POST", "PUT", "PATCH")
+        self.head = _request_head(method, path, authority, headers, self.sized, self.what)
+        try:  # a dotted-quad host needs no resolver: its address is known now
+            self.addrs = _numeric(host, self.port)
+        except ValueError:
+            self.addrs = ()  # a malformed host: :func:`addresses` says so at each request
 
 
-@lru_cache(maxsize=256)  # small: at fleet scale it misses, and memory counts more
-def _target(url: str) -> _Target:
-    parts = urlsplit(url)
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_PATH_SAFE)
-    host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    authority = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        authority += f":{parts.port}"
-    return _Target(
-        host, parts.port or (443 if tls else 80), tls, path, parts.path or "/", authority
-    )
+def encode_json(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (``NaN`` refused)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+_Owner = TypeVar("_Owner")
+_Built = TypeVar("_Built")
 
 
 class WireClient:
@@ -86,6 +101,24 @@ class WireClient:
     def __init__(self, tls: ssl.SSLContext | None = None, *, cafile: str | None = None) -> None:
         self._tls = tls
         self._cafile = cafile
+        # What callers built once per owner (an endpoint's prepared requests), by identity;
+        # an entry goes with its owner (a reloaded config's endpoints are new objects).
+        self._memo: dict[int, tuple[weakref.ref[Any], Any]] = {}
+
+    def memo(self, owner: _Owner, build: Callable[[_Owner], _Built]) -> _Built:
+        """``build(owner)``, called once per live ``owner`` object and kept while it lives.
+
+        Keyed by identity, not by value: hashing a config model at every request would cost
+        what the memo saves. ``build`` must not keep ``owner`` itself, or it never goes.
+        """
+        key = id(owner)
+        found = self._memo.get(key)
+        if found is not None and found[0]() is owner:
+            return cast("_Built", found[1])
+        built = build(owner)
+        memo = self._memo
+        self._memo[key] = (weakref.ref(owner, lambda _ref: memo.pop(key, None)), built)
+        return built
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -116,22 +149,41 @@ class WireClient:
         """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
         :class:`BodyRefused`, or :class:`TimeoutError` once ``deadline`` (a ``loop.time()``;
         None: the caller bounds the wait) has passed. ``url`` is absolute; ``what`` in messages
-        is method and path."""
-        target = _target(url)
-        what = f"{method} {target.shown}"
-        content = b""
-        if json_body is not None:
-            content = json.dumps(
-                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode()
-        length = len(content) if content or method in ("POST", "PUT", "PATCH") else None
-        head = _request_head(method, target, tuple(headers.items()), length, what)
-        answer = Answer(method, limit, on_headers)
-        if target.tls:
+        is method and path. A caller that repeats a request keeps it :class:`Prepared` and
+        calls :meth:`send`."""
+        content = b"" if json_body is None else encode_json(json_body)
+        ready = Prepared(method, url, headers, body=json_body is not None)
+        return await self.send(
+            ready,
+            content,
+            limit=limit,
+            on_connected=on_connected,
+            on_headers=on_headers,
+            deadline=deadline,
+        )
+
+    async def send(
+        self,
+        ready: Prepared,
+        content: bytes = b"",
+        *,
+        limit: int,
+        on_connected: Callable[[], None] = _nothing,
+        on_headers: Callable[[], None] = _nothing,
+        deadline: float | None = None,
+    ) -> tuple[int, bytes]:
+        """:meth:`request` for a :class:`Prepared` request and its encoded body."""
+        what = ready.what
+        if ready.sized:
+            data = ready.head + b"Content-Length: %d\r\n\r\n" % len(content) + content
+        else:
+            data = ready.head
+        answer = Answer(ready.method, limit, on_headers)
+        if ready.tls:
             async with asyncio.timeout_at(deadline):
-                return await self._over_tls(target, head + content, answer, what, on_connected)
-        addrs = await _addresses(target, what, deadline)
-        plain = PlainExchange(head + content, answer, on_connected)
+                return await self._over_tls(ready, data, answer, what, on_connected)
+        addrs = list(ready.addrs) if ready.addrs else await _addresses(ready, what, deadline)
+        plain = PlainExchange(data, answer, on_connected)
         attempt = Dial(addrs, deadline, then=plain.start)
         try:
             await attempt.done
@@ -149,7 +201,7 @@ class WireClient:
 
     async def _over_tls(
         self,
-        target: _Target,
+        target: Prepared,
         request: bytes,
         answer: Answer,
         what: str,
@@ -192,25 +244,26 @@ def _answer_fault(exc: Exception, what: str) -> Fault:
     )
 
 
-@lru_cache(maxsize=256)
 def _request_head(
     method: str,
-    target: _Target,
-    headers: tuple[tuple[str, str], ...],
-    length: int | None,
+    path: str,
+    authority: str,
+    headers: Mapping[str, str],
+    sized: bool,
     what: str,
 ) -> bytes:
-    """The request line and headers; built once per distinct request (they repeat)."""
-    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.authority}"]
+    """The request line and headers; without the final empty line when ``sized`` (the
+    Content-Length line, written per request, comes last)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
     fields = {
         "User-Agent": "cluster-watchdog",
         "Accept-Encoding": IDENTITY,
-        **dict(headers),
+        **headers,
         "Connection": "close",
     }
-    if length is not None:
+    if sized:
         fields.setdefault("Content-Type", "application/json")
-        fields["Content-Length"] = str(length)
+        fields.pop("Content-Length", None)  # the body's own length is written per request
     for name, value in fields.items():
         if not _valid_value(value):
             # Our own request is malformed; the message would quote the offending header.
@@ -221,7 +274,7 @@ def _request_head(
             )
         lines.append(f"{name}: {value}")
     try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return ("\r\n".join(lines) + ("\r\n" if sized else "\r\n\r\n")).encode("latin-1")
     except UnicodeEncodeError:
         raise Fault(
             FailureKind.PROBE_ERROR,
@@ -239,7 +292,7 @@ def _valid_value(value: str) -> bool:
     return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 
-async def _addresses(target: _Target, what: str, deadline: float | None) -> list[Address]:
+async def _addresses(target: Prepared, what: str, deadline: float | None) -> list[Address]:
     try:
         return await addresses(target.host, target.port, deadline)
     except socket.gaierror as exc:
