@@ -22,6 +22,7 @@ previous sample per cluster that the judgement needs.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -35,7 +36,6 @@ RUNNING = "vllm:num_requests_running"
 GENERATED = "vllm:generation_tokens"  # a counter: its sample is GENERATED + "_total"
 _GENERATED_TOTAL = GENERATED + "_total"
 _WANTED = frozenset({RUNNING, GENERATED, _GENERATED_TOTAL})
-_COMMENTS = (b"# HELP ", b"# TYPE ")
 # One sample per engine and model, plus HELP/TYPE: a few lines in any real deployment. The cap
 # bounds the parsers' CPU whatever the page says (a few µs a line strict, about 30 µs with
 # prometheus-client).
@@ -89,17 +89,13 @@ _NEEDLES = (RUNNING.encode(), GENERATED.encode())  # every wanted line holds one
 _CANDIDATES = 4 * MAX_LINES  # lines holding a needle (counters add "_created" lines, …)
 
 
-def _wanted(line: bytes) -> bool:
-    """A stripped line is a HELP/TYPE or sample line of a wanted metric."""
-    if line.startswith(_COMMENTS):
-        parts = line.split(None, 3)
-        name = parts[2] if len(parts) > 2 else b""
-    elif line.startswith(b"#"):
-        return False
-    else:
-        head = line.split(b"{", 1)[0].split(None, 1)
-        name = head[0] if head else b""
-    return name.decode("ascii", errors="replace") in _WANTED
+_NAME_ALTERNATIVES = b"|".join(re.escape(n.encode()) for n in sorted(_WANTED, reverse=True))
+# A stripped line that is a HELP/TYPE or sample line of a wanted metric: the name is the third
+# blank-separated word of a comment, or what a sample line holds before ``{`` or a blank.
+_WANTED_LINE = re.compile(
+    rb"# (?:HELP|TYPE) \s*(?:%s)(?:\s|\Z)|(?:%s)(?:[{\s]|\Z)"
+    % (_NAME_ALTERNATIVES, _NAME_ALTERNATIVES)
+)
 
 
 def _wanted_lines(body: bytes) -> str:
@@ -127,7 +123,7 @@ def _wanted_lines(body: bytes) -> str:
     for start in sorted(starts):
         end = body.find(b"\n", start)
         line = body[start : None if end == -1 else end].strip()
-        if _wanted(line):
+        if _WANTED_LINE.match(line):
             keep.append(line)
             if len(keep) > MAX_LINES:
                 raise Fault(
