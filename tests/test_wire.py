@@ -8,6 +8,7 @@ the network delivers them; the exchange runs against real loopback servers, plai
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import ssl
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import BodyRefused
 from watchdog.probes._dial import Dial, addresses
-from watchdog.probes._faults import Fault
+from watchdog.probes._faults import Fault, Reply
 from watchdog.probes._poller import poller
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.wire import WireClient
@@ -395,3 +396,31 @@ async def test_a_banner_split_over_packets_and_a_refusal_then_a_later_address(
         attempt = Dial([(socket.AF_INET, closed)] * 2, loop.time() + 1)
         await attempt.done
     assert isinstance(attempt.error, ConnectionRefusedError) and not attempt.connected
+
+
+# ----------------------------------------------------------------- the body as JSON
+_JSON_TEXTS = st.one_of(
+    st.just('{"data":[{"id":"m"}],"object":"list"}'), st.text(max_size=12).map(json.dumps)
+)
+
+
+@given(
+    st.one_of(
+        st.tuples(_JSON_TEXTS, st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"])).map(
+            lambda pair: pair[0].encode(pair[1])
+        ),
+        st.binary(max_size=12),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_a_body_reads_as_json_exactly_as_json_loads_reads_its_bytes(body: bytes) -> None:
+    try:
+        expected: object = json.loads(body)
+    except ValueError:
+        expected = Fault
+    try:
+        got: object = Reply(200, body).json()
+    except Fault as fault:
+        assert fault.kind is FailureKind.BAD_RESPONSE
+        got = Fault
+    assert got == expected or (got != got and expected != expected)  # NaN is not NaN

@@ -27,7 +27,6 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
 from watchdog.config import Endpoint
@@ -55,8 +54,6 @@ __all__ = [
     "Reply",
     "one_line",
     "run_probe",
-    "scrub",
-    "scrub_bytes",
     "status_fault",
 ]
 
@@ -238,22 +235,8 @@ async def run_probe(
     )
 
 
-@lru_cache(maxsize=64)
 def _spellings(secret: str) -> tuple[tuple[str, bytes], ...]:
     # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON);
-    # an endpoint's are computed once (``_Requests``), other callers' once per key.
+    # computed once per endpoint (``_Requests``).
     found = {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
     return tuple((s, s.encode()) for s in sorted(found, key=len, reverse=True))
-
-
-def scrub_bytes(body: bytes, secret: str) -> bytes:
-    for _, spelling in _spellings(secret) if secret else ():
-        body = body.replace(spelling, b"***")
-    return body
-
-
-def scrub(text: str, secret: str) -> str:
-    """Remove ``secret`` from ``text``: a proxy or server may echo the Authorization header."""
-    for spelling, _ in _spellings(secret) if secret else ():
-        text = text.replace(spelling, "***")
-    return text

@@ -23,6 +23,7 @@ timed out" or not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -117,7 +118,9 @@ class WireClient:
             return cast("_Built", found[1])
         built = build(owner)
         memo = self._memo
-        self._memo[key] = (weakref.ref(owner, lambda _ref: memo.pop(key, None)), built)
+        # An owner without weak references is not kept: built again at each call.
+        with contextlib.suppress(TypeError):
+            memo[key] = (weakref.ref(owner, lambda _ref: memo.pop(key, None)), built)
         return built
 
     def _context(self) -> ssl.SSLContext:
