@@ -11,6 +11,9 @@ sent every few seconds to a thousand nodes must be. Owns:
   :data:`HEAD_BYTES`, a body never over the cap and never decompressed). A plain connection
   is read by one selector callback on the socket itself; TLS goes through asyncio's SSL
   transport and a small protocol. No stream objects, no coroutine per header line;
+* :meth:`WireClient.send` of a :class:`~watchdog.probes.wire_request.Prepared` request (its
+  address and head built once), and :meth:`WireClient.memo`, where a caller keeps what it
+  built per endpoint, so a request repeated every few seconds splits no URL and writes no head;
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
@@ -24,67 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import ssl
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, urlsplit
 
 from watchdog.core.model import FailureKind
-from watchdog.edge.bounded import IDENTITY
-from watchdog.probes._dial import Address, Dial, _numeric, addresses
+from watchdog.probes._dial import Address, Dial, addresses
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
 from watchdog.probes.wire_io import PlainExchange, handshake, os_text
+from watchdog.probes.wire_request import Prepared, encode_json
 
 __all__ = ["HEAD_BYTES", "Prepared", "WireClient", "encode_json"]
-
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
-_BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
 
 
 def _nothing() -> None:
     pass
-
-
-class Prepared:
-    """What a request says before its body: where it goes and its head, built once.
-
-    The probes ask the same few requests of each endpoint: their caller keeps these (per
-    endpoint, see :meth:`WireClient.memo`) instead of splitting the URL and writing the head
-    again at every request. Raises :class:`Fault` PROBE_ERROR for a header HTTP forbids.
-    """
-
-    __slots__ = ("addrs", "head", "host", "method", "port", "sized", "tls", "what")
-
-    def __init__(self, method: str, url: str, headers: Mapping[str, str], *, body: bool) -> None:
-        parts = urlsplit(url)
-        path = quote(parts.path or "/", safe=_PATH_SAFE)
-        if parts.query:
-            path += "?" + quote(parts.query, safe=_PATH_SAFE)
-        self.method = method
-        self.host = host = parts.hostname or ""
-        self.tls = parts.scheme == "https"
-        self.port = parts.port or (443 if self.tls else 80)
-        self.what = f"{method} {parts.path or '/'}"  # how messages name the request
-        authority = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            authority += f":{parts.port}"
-        # A Content-Length line is written per request when there is a body (or the method
-        # takes one); the head then ends before it.
-        self.sized = body or method in ("POST", "PUT", "PATCH")
-        self.head = _request_head(method, path, authority, headers, self.sized, self.what)
-        try:  # a dotted-quad host needs no resolver: its address is known now
-            self.addrs = _numeric(host, self.port)
-        except ValueError:
-            self.addrs = ()  # a malformed host: :func:`addresses` says so at each request
-
-
-def encode_json(body: Any) -> bytes:
-    """A request body as compact UTF-8 JSON (``NaN`` refused)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 _Owner = TypeVar("_Owner")
@@ -245,54 +205,6 @@ def _answer_fault(exc: Exception, what: str) -> Fault:
         FailureKind.BAD_RESPONSE,
         f"connection dropped mid-answer ({what}): {one_line(os_text(exc))}",
     )
-
-
-def _request_head(
-    method: str,
-    path: str,
-    authority: str,
-    headers: Mapping[str, str],
-    sized: bool,
-    what: str,
-) -> bytes:
-    """The request line and headers; without the final empty line when ``sized`` (the
-    Content-Length line, written per request, comes last)."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
-    fields = {
-        "User-Agent": "cluster-watchdog",
-        "Accept-Encoding": IDENTITY,
-        **headers,
-        "Connection": "close",
-    }
-    if sized:
-        fields.setdefault("Content-Type", "application/json")
-        fields.pop("Content-Length", None)  # the body's own length is written per request
-    for name, value in fields.items():
-        if not _valid_value(value):
-            # Our own request is malformed; the message would quote the offending header.
-            raise Fault(
-                FailureKind.PROBE_ERROR,
-                f"the request could not be sent ({what}): invalid header",
-                _BAD_HEADER_HINT,
-            )
-        lines.append(f"{name}: {value}")
-    try:
-        return ("\r\n".join(lines) + ("\r\n" if sized else "\r\n\r\n")).encode("latin-1")
-    except UnicodeEncodeError:
-        raise Fault(
-            FailureKind.PROBE_ERROR,
-            f"the request could not be sent ({what}): invalid header",
-            _BAD_HEADER_HINT,
-        ) from None
-
-
-def _valid_value(value: str) -> bool:
-    """A header value HTTP allows: visible characters, inner spaces and tabs, no edges."""
-    if value != value.strip(" \t"):
-        return False
-    if value.isascii() and value.isprintable():
-        return True  # visible ASCII and spaces: the common case, checked in C
-    return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
 
 
 async def _addresses(target: Prepared, what: str, deadline: float | None) -> list[Address]:

@@ -10,7 +10,9 @@ length over the cap, or more bytes than the cap are :class:`~watchdog.edge.bound
 :class:`Answer` does no I/O: the connection feeds it what arrives (:meth:`Answer.feed`, then
 :meth:`Answer.feed_eof`), and it says when the answer is complete. Its steps are a generator
 that pauses wherever more bytes are needed, so the answer is read as one sequence of steps yet
-costs no coroutine, future or loop iteration per header line. It keeps at most the unparsed
+costs no coroutine, future or loop iteration per header line; a head that has arrived whole
+(the common answer) is checked in one go by regular expressions, with the verdicts reading it
+line by line gives. It keeps at most the unparsed
 rest of the stream, which the caps bound: a line waits for at most :data:`HEAD_BYTES`, a body
 for at most the cap (plus one ``recv``).
 """
