@@ -1,6 +1,6 @@
 """Benchmark: per-probe overhead against local servers, and the response-size bound.
 
-Run: ``python benchmarks/bench_probes.py [--runs 200]``
+Run: ``python benchmarks/bench_probes.py [--runs 200] [--endpoints 500] [--http-only]``
 
 The simulated servers (``FakeVllm`` HEALTHY and HUGE, ``BannerServer``, ``KasaEmulator``) run
 in a child process with its own event loop, on 127.0.0.1 only, so neither their CPU nor their
@@ -9,19 +9,25 @@ allocations are counted against the probes, as with a real node. Each probe is t
 (:class:`~watchdog.probes.wire.WireClient`: one request per connection, so every HTTP probe
 pays a fresh TCP connect):
 
-- wall latency per probe (median, p95, max) and the client's CPU time per probe, the plug
-  reads included: the native XOR driver (``XorKasaPlug``) and ``KasaPlug`` (python-kasa),
+- wall latency per probe (median, p95, max) and the client's CPU time per probe. The health
+  probe as the daemon runs it: ``/health`` alone, and with ``/version`` (its first run and every
+  sixth); the engine-progress probe (``/metrics``); then the health, models and progress probes
+  round-robin over ``--endpoints`` simulated vLLMs (one per cluster, as a fleet has them: what
+  is kept per endpoint is then looked up among that many). Then the plug reads (not with
+  ``--http-only``): the native XOR driver (``XorKasaPlug``) and ``KasaPlug`` (python-kasa),
   each with its connection kept as the daemon keeps it and with a fresh one per read, for an
   HS110 and one outlet of an HS300 strip;
-- the memory bound: ``probe_models`` / ``probe_tool_call`` against a 64 MiB chunked body
-  (``VllmMode.HUGE``), for several ``max_response_bytes``, with the tracemalloc peak of the
-  probe compared to the limit and the bytes the server managed to send before the hang-up.
+- the memory bound (not with ``--http-only``): ``probe_models`` / ``probe_tool_call`` against
+  a 64 MiB chunked body (``VllmMode.HUGE``), for several ``max_response_bytes``, with the
+  tracemalloc peak of the probe compared to the limit and the bytes the server managed to send
+  before the hang-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
 import multiprocessing.connection
 import secrets
@@ -41,6 +47,7 @@ from watchdog.core.model import FailureKind, PlugReading, ProbeResult
 from watchdog.plugs.kasa import KasaPlug
 from watchdog.plugs.kasa_xor import XorKasaPlug
 from watchdog.probes.http import probe_health, probe_models
+from watchdog.probes.progress import ProgressTracker, probe_progress
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.toolcall import probe_round_trip, probe_tool_call
 from watchdog.probes.wire import WireClient
@@ -55,18 +62,19 @@ TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------- server process
-def serve(conn: multiprocessing.connection.Connection, key: str) -> None:
+def serve(conn: multiprocessing.connection.Connection, key: str, fleet: int = 0) -> None:
     """Child process: run the servers, answer commands from the parent until 'stop'."""
-    asyncio.run(_serve(conn, key))
+    asyncio.run(_serve(conn, key, fleet))
 
 
-async def _serve(conn: multiprocessing.connection.Connection, key: str) -> None:
+async def _serve(conn: multiprocessing.connection.Connection, key: str, fleet: int) -> None:
     healthy = FakeVllm(HOST, model=MODEL, api_key=key)
     huge = FakeVllm(HOST, model=MODEL, api_key=key)
     banner = BannerServer(HOST)
     plug = KasaEmulator(host=HOST, initial_on=True)
     strip = KasaEmulator("HS300(US)_2.0_1.0.12", host=HOST, initial_on=True)
-    for server in (healthy, huge, banner, plug, strip):
+    clusters = [FakeVllm(HOST, model=MODEL, api_key=key) for _ in range(fleet)]
+    for server in (healthy, huge, banner, plug, strip, *clusters):
         await server.start()
     await huge.set_mode(VllmMode.HUGE)
     done = asyncio.Event()
@@ -82,10 +90,10 @@ async def _serve(conn: multiprocessing.connection.Connection, key: str) -> None:
 
     loop.add_reader(conn.fileno(), on_command)
     ports = {"ssh": banner.port, "plug": plug.port, "strip": strip.port}
-    conn.send({"vllm": healthy.url, "huge": huge.url} | ports)
+    conn.send({"vllm": healthy.url, "huge": huge.url, "fleet": [c.url for c in clusters]} | ports)
     await done.wait()
     loop.remove_reader(conn.fileno())
-    for server in (healthy, huge, banner, plug, strip):
+    for server in (healthy, huge, banner, plug, strip, *clusters):
         await server.stop()
     conn.send("stopped")
 
@@ -97,9 +105,12 @@ def endpoint(url: str, key: str, limit: int = 1_048_576) -> Endpoint:
 
 
 async def measure(
-    name: str, probe: Callable[[], Awaitable[ProbeResult | PlugReading]], runs: int
+    name: str,
+    probe: Callable[[], Awaitable[ProbeResult | PlugReading]],
+    runs: int,
+    warm_up: int = 3,
 ) -> None:
-    for _ in range(3):  # warm-up: imports, first connections, python-kasa device discovery
+    for _ in range(warm_up):  # imports, first connections, python-kasa device discovery
         await probe()
     walls: list[float] = []
     cpu0 = time.process_time()
@@ -111,16 +122,22 @@ async def measure(
         if failed:
             sys.exit(f"{name}: the probe failed against a healthy server: {out}")
     cpu = (time.process_time() - cpu0) / runs
-    print(f"{name:<28} {runs:>5}  {summary_ms(walls)}  cpu {cpu * 1e3:6.2f} ms/probe")
+    print(f"{name:<30} {runs:>5}  {summary_ms(walls)}  cpu {cpu * 1e3:6.2f} ms/probe")
 
 
-async def latency(urls: dict[str, object], key: str, runs: int) -> None:
+async def latency(urls: dict[str, object], key: str, runs: int, http_only: bool) -> None:
     ep = endpoint(str(urls["vllm"]), key)
+    fleet = [endpoint(str(url), key) for url in urls["fleet"]]  # type: ignore[attr-defined]
     port = int(str(urls["ssh"]))
-    print(f"{'probe':<28} {'runs':>5}  wall latency (one at a time)                   client CPU")
+    print(f"{'probe':<30} {'runs':>5}  wall latency (one at a time)                   client CPU")
     async with WireClient() as client:
         await measure(
-            "probe_health",
+            "probe_health",  # /health alone: five runs in six in the daemon
+            lambda: probe_health(client, ep, timeout=TIMEOUT, target="bench", with_version=False),
+            runs,
+        )
+        await measure(
+            "probe_health + /version",  # the first run, and every sixth
             lambda: probe_health(client, ep, timeout=TIMEOUT, target="bench"),
             runs,
         )
@@ -129,6 +146,39 @@ async def latency(urls: dict[str, object], key: str, runs: int) -> None:
             lambda: probe_models(client, ep, timeout=TIMEOUT, target="bench"),
             runs,
         )
+        tracker = ProgressTracker()
+        await measure(
+            "probe_progress",
+            lambda: probe_progress(
+                client, ep, tracker, timeout=TIMEOUT, target="bench", now=time.monotonic()
+            ),
+            runs,
+        )
+        if fleet:
+            turn = itertools.cycle(fleet)
+            n = len(fleet)
+            await measure(
+                f"probe_health, {n} endpoints",
+                lambda: probe_health(
+                    client, next(turn), timeout=TIMEOUT, target="bench", with_version=False
+                ),
+                runs,
+                n,  # each endpoint once: the daemon's steady state
+            )
+            await measure(
+                f"probe_models, {n} endpoints",
+                lambda: probe_models(client, next(turn), timeout=TIMEOUT, target="bench"),
+                runs,
+                n,
+            )
+            await measure(
+                f"probe_progress, {n} endpoints",
+                lambda: probe_progress(
+                    client, next(turn), tracker, timeout=TIMEOUT, target="bench", now=0.0
+                ),
+                runs,
+                n,
+            )
         await measure(
             "probe_tool_call",
             lambda: probe_tool_call(client, ep, timeout=TIMEOUT, target="bench"),
@@ -144,6 +194,8 @@ async def latency(urls: dict[str, object], key: str, runs: int) -> None:
         lambda: probe_ssh(HOST, port, timeout=TIMEOUT, target="bench"),
         runs,
     )
+    if http_only:
+        return
     for device, outlet in (("plug", None), ("strip", 4)):
         cfg = PlugConfig.model_validate(
             {"type": "kasa", "host": HOST, "port": urls[device], "timeout": 2, "outlet": outlet}
@@ -226,18 +278,27 @@ async def huge_body(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--endpoints", type=int, default=500, help="simulated vLLMs for the round-robin rows"
+    )
+    parser.add_argument(
+        "--http-only", action="store_true", help="the endpoint probes only (no plugs, no HUGE)"
+    )
     args = parser.parse_args()
     machine_facts("bench_probes: per-probe overhead against local servers")
     key = secrets.token_hex(16)
     parent, child = multiprocessing.get_context("fork").Pipe()
-    server = multiprocessing.get_context("fork").Process(target=serve, args=(child, key))
+    server = multiprocessing.get_context("fork").Process(
+        target=serve, args=(child, key, args.endpoints)
+    )
     server.start()
     try:
         urls = parent.recv()
         print(f"servers: pid {server.pid}, all on {HOST}; API key set (never printed)")
         print()
-        asyncio.run(latency(urls, key, args.runs))
-        asyncio.run(huge_body(urls, key, parent))
+        asyncio.run(latency(urls, key, args.runs, args.http_only))
+        if not args.http_only:
+            asyncio.run(huge_body(urls, key, parent))
         print(f"\nload at the end: {load()}")
         parent.send("stop")
         parent.recv()

@@ -723,11 +723,12 @@ async def test_connect_errors_are_translated_at_the_edge(
     error: OSError, expected: FailureKind, says: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DNS failures and unroutable hosts cannot be produced on loopback: raised by the connect.
+    # A host name, not an address: a numeric host's address is known without asking.
     async def fail(*_a: object, **_k: object) -> None:
         raise error
 
     monkeypatch.setattr(wire, "addresses", fail)
-    ep = endpoint("http://127.0.0.1:9")
+    ep = endpoint("http://spark-9.invalid:9")
     result = await probe_health(WireClient(TLS), ep, timeout=OK_TIMEOUT, target="c")
     assert result.failure is expected
     assert says in result.detail and "GET /health" in result.detail
@@ -743,3 +744,22 @@ async def test_a_key_that_cannot_be_sent_is_a_probe_error_that_does_not_quote_it
     assert result.failure is F.PROBE_ERROR
     assert "api_key" in result.hint
     assert_no_key(result)
+
+
+async def test_a_reloaded_endpoint_is_asked_with_its_own_key_and_the_old_one_is_let_go() -> None:
+    # An endpoint's requests are prepared once and kept by the client while the endpoint
+    # lives; a reload brings new endpoint objects, which must not be sent the old key.
+    import gc
+
+    async with FakeVllm(api_key=KEY) as fake:
+        client = WireClient()
+        old = endpoint(fake.url)
+        assert (await run("models", client, old, OK_TIMEOUT)).ok
+        assert (await run("models", client, old, OK_TIMEOUT)).ok
+        reloaded = endpoint(fake.url, key="sk-a-new-key-the-server-does-not-know")
+        refused = await run("models", client, reloaded, OK_TIMEOUT)
+        assert refused.failure is F.AUTH, refused
+        assert len(client._memo) == 2
+        del old
+        gc.collect()
+        assert len(client._memo) == 1  # the old endpoint's requests went with it

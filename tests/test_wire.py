@@ -8,6 +8,7 @@ the network delivers them; the exchange runs against real loopback servers, plai
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import ssl
@@ -15,13 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trustme
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from watchdog.core.model import FailureKind
 from watchdog.edge.bounded import BodyRefused
 from watchdog.probes._dial import Dial, addresses
-from watchdog.probes._faults import Fault
+from watchdog.probes._faults import Fault, Reply
 from watchdog.probes._poller import poller
 from watchdog.probes.ssh import probe_ssh
 from watchdog.probes.wire import WireClient
@@ -73,6 +74,61 @@ def test_an_answer_split_anywhere_parses_as_the_whole(
 ) -> None:
     assert parse(split(wire, cuts)) == expected
     assert parse([wire[i : i + 1] for i in range(len(wire))]) == expected  # byte by byte
+
+
+def verdict(pieces: list[bytes]) -> tuple[int, bytes] | str:
+    """The answer, or the error it ends in (type and message)."""
+    try:
+        return parse(pieces)
+    except (Protocol, BodyRefused) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+_HEAD_PIECES = [
+    b"Content-Length",
+    b"content-LENGTH",
+    b"Transfer-Encoding",
+    b"Content-Encoding",
+    b"X-Odd",
+    b":",
+    b": ",
+    b" ",
+    b"\t",
+    b"\x0b",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"2",
+    b"5",
+    b"chunked",
+    b"gzip",
+    b"identity",
+    b",",
+    b"\xa0",
+    b"\xc0",
+]
+_STATUS_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.0 204 No Content",
+    b"HTTP/1.1 100 Continue",
+    b"HTTP/2 200",
+]
+
+
+@given(
+    status=st.sampled_from(_STATUS_LINES),
+    pieces=st.lists(st.sampled_from(_HEAD_PIECES), max_size=24),
+)
+@settings(max_examples=400, deadline=None)
+@example(status=_STATUS_LINES[0], pieces=[b"content-LENGTH", b": ", b"5"])
+@example(status=_STATUS_LINES[0], pieces=[b"Transfer-Encoding", b": ", b"chunked"])
+@example(status=_STATUS_LINES[0], pieces=[b"X-Odd", b"\t", b":", b"\r\n", b"Content-Length", b":5"])
+def test_a_head_that_arrives_whole_gets_the_verdict_it_gets_line_by_line(
+    status: bytes, pieces: list[bytes]
+) -> None:
+    # Whole, the head is read in one go; byte by byte, one line at a time: same verdict.
+    wire = status + b"\r\n" + b"".join(pieces) + b"\r\n\r\nhello\r\n0\r\n\r\n"
+    assert verdict([wire]) == verdict([wire[i : i + 1] for i in range(len(wire))])
 
 
 def test_a_head_answer_has_no_body_whatever_it_declares() -> None:
@@ -340,3 +396,31 @@ async def test_a_banner_split_over_packets_and_a_refusal_then_a_later_address(
         attempt = Dial([(socket.AF_INET, closed)] * 2, loop.time() + 1)
         await attempt.done
     assert isinstance(attempt.error, ConnectionRefusedError) and not attempt.connected
+
+
+# ----------------------------------------------------------------- the body as JSON
+_JSON_TEXTS = st.one_of(
+    st.just('{"data":[{"id":"m"}],"object":"list"}'), st.text(max_size=12).map(json.dumps)
+)
+
+
+@given(
+    st.one_of(
+        st.tuples(_JSON_TEXTS, st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"])).map(
+            lambda pair: pair[0].encode(pair[1])
+        ),
+        st.binary(max_size=12),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_a_body_reads_as_json_exactly_as_json_loads_reads_its_bytes(body: bytes) -> None:
+    try:
+        expected: object = json.loads(body)
+    except ValueError:
+        expected = Fault
+    try:
+        got: object = Reply(200, body).json()
+    except Fault as fault:
+        assert fault.kind is FailureKind.BAD_RESPONSE
+        got = Fault
+    assert got == expected or (got != got and expected != expected)  # NaN is not NaN

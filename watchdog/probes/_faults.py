@@ -45,6 +45,10 @@ class Fault(Exception):
         self.data = dict(data or {})
 
 
+# First bytes of a UTF-32/16 or UTF-8 BOM or a UTF-16/32 text: json.loads sniffs those.
+_NOT_UTF8_START = frozenset({b"\0", b"\xef", b"\xfe", b"\xff"})
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A complete, size-bounded HTTP response."""
@@ -57,8 +61,13 @@ class Reply:
 
     def json(self) -> Any:
         """The body as JSON, or :class:`Fault` BAD_RESPONSE (HTML from a proxy, garbage...)."""
+        body = self.body
         try:
-            return json.loads(self.body)
+            if body[:1] not in _NOT_UTF8_START and body[1:2] != b"\0":
+                # What json.loads would detect (no BOM, no UTF-16/32 zero byte), decoded here
+                # rather than by its encoding sniffer in Python.
+                return json.loads(body.decode("utf-8", "surrogatepass"))
+            return json.loads(body)
         except (ValueError, RecursionError) as exc:
             what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
             raise Fault(

@@ -27,8 +27,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from watchdog.config import Endpoint
 from watchdog.core.hints import hint_for
@@ -42,7 +41,7 @@ from watchdog.probes._faults import (
     one_line,
     status_fault,
 )
-from watchdog.probes.wire import WireClient
+from watchdog.probes.wire import Prepared, WireClient, encode_json
 
 T = TypeVar("T")
 
@@ -55,29 +54,82 @@ __all__ = [
     "Reply",
     "one_line",
     "run_probe",
-    "scrub",
-    "scrub_bytes",
     "status_fault",
 ]
+
+
+class _Call(NamedTuple):
+    """One request of an endpoint, prepared, and how a timeout names its phases."""
+
+    ready: Prepared
+    connecting: str
+    reading: str
+
+
+class _Requests:
+    """An endpoint's requests, prepared at their first use; one per endpoint object, kept by the
+    client (:meth:`WireClient.memo`). Keeps nothing of the endpoint but what it needs."""
+
+    __slots__ = ("_base", "_calls", "key", "limit", "spellings")
+
+    def __init__(self, ep: Endpoint) -> None:
+        self._base = ep.base_url
+        self.key = ep.api_key.get_secret_value() if ep.api_key else ""
+        self.spellings = _spellings(self.key) if self.key else ()
+        self.limit = ep.max_response_bytes
+        # Keyed by the probes' own (method, path, auth, body): a handful per endpoint.
+        self._calls: dict[tuple[str, str, bool, bool], _Call] = {}
+
+    def call(self, method: str, path: str, auth: bool, body: bool) -> _Call:
+        found = self._calls.get((method, path, auth, body))
+        if found is None:
+            headers = {"Accept": "application/json"}
+            if auth and self.key:
+                headers["Authorization"] = f"Bearer {self.key}"
+            found = _Call(
+                Prepared(method, self._base + path, headers, body=body),
+                f"connecting for {method} {path}",
+                f"reading the body of {method} {path}",
+            )
+            self._calls[method, path, auth, body] = found
+        return found
 
 
 class Exchange:
     """The HTTP side of one probe run: requests against one endpoint, phase tracked for timeouts."""
 
+    __slots__ = (
+        "_budget",
+        "_client",
+        "_reading",
+        "_requests",
+        "connected",
+        "deadline",
+        "phase",
+        "step",
+    )
+
     def __init__(self, client: WireClient, ep: Endpoint, budget: float, deadline: float) -> None:
         self._client = client
-        self._ep = ep
+        self._requests = client.memo(ep, _Requests)
         self._budget = budget
         self.deadline = deadline  # loop.time() by which the whole probe is over
         self.phase = "starting"  # what the probe waited for when the deadline hit
         self.step = ""  # a probe's own label for the current request ("tool-result turn")
         self.connected = False
+        self._reading = ""
 
     def _connected(self) -> None:
         self.connected = True
 
-    def _answering(self, method: str, path: str) -> None:
-        self.phase = f"reading the body of {method} {path}"
+    def _answering(self) -> None:
+        self.phase = self._reading
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the endpoint's API key in any spelling."""
+        for spelling, _ in self._requests.spellings:
+            text = text.replace(spelling, "***")
+        return text
 
     async def request(
         self,
@@ -88,27 +140,27 @@ class Exchange:
         json_body: Any = None,
     ) -> Reply:
         """Send one request and read at most ``max_response_bytes`` of its body."""
-        headers = {"Accept": "application/json"}
-        key = self._ep.api_key.get_secret_value() if self._ep.api_key else ""
-        if auth and key:
-            headers["Authorization"] = f"Bearer {key}"
+        requests = self._requests
+        call = requests.call(method, path, auth, json_body is not None)
+        content = b"" if json_body is None else encode_json(json_body)
         self.connected = False
-        self.phase = f"connecting for {method} {path}"
+        self.phase = call.connecting
+        self._reading = call.reading
         try:
-            status, body = await self._client.request(
-                method,
-                self._ep.base_url + path,
-                headers=headers,
-                json_body=json_body,
-                limit=self._ep.max_response_bytes,
+            status, body = await self._client.send(
+                call.ready,
+                content,
+                limit=requests.limit,
                 on_connected=self._connected,
-                on_headers=lambda: self._answering(method, path),
+                on_headers=self._answering,
                 deadline=self.deadline,
             )
         except BodyRefused as refused:
             raise Fault(FailureKind.BAD_RESPONSE, str(refused)) from None
         # Scrub before anything is cut to one line, so no partial key survives.
-        return Reply(status, scrub_bytes(body, key))
+        for _, spelling in requests.spellings:
+            body = body.replace(spelling, b"***")
+        return Reply(status, body)
 
     async def within(self, step: Awaitable[T]) -> T:
         """Await ``step`` (anything but :meth:`request`) under the probe's deadline."""
@@ -170,35 +222,21 @@ async def run_probe(
         detail = f"probe crashed: {type(exc).__name__}: {exc}"
         hint, data = hint_for(failure), {}
     latency = time.monotonic() - started
-    key = ep.api_key.get_secret_value() if ep.api_key else ""
+    clean = exchange.scrub
     return ProbeResult(
         probe=probe,
         target=target,
         failure=failure,
         latency=latency,
         # Scrub first, then cut: a key cut in half would no longer match.
-        detail=one_line(scrub(detail, key), SUMMARY_CHARS),
-        hint=one_line(scrub(hint, key), SUMMARY_CHARS),
-        data={k: one_line(scrub(v, key), SUMMARY_CHARS) for k, v in data.items()},
+        detail=one_line(clean(detail), SUMMARY_CHARS),
+        hint=one_line(clean(hint), SUMMARY_CHARS),
+        data={k: one_line(clean(v), SUMMARY_CHARS) for k, v in data.items()} if data else {},
     )
 
 
-@lru_cache(maxsize=64)
 def _spellings(secret: str) -> tuple[tuple[str, bytes], ...]:
     # The key itself and how error messages and JSON bodies quote it (repr, bytes repr, JSON);
-    # computed once per key (there are a few, and a probe scrubs four texts).
+    # computed once per endpoint (``_Requests``).
     found = {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]}
     return tuple((s, s.encode()) for s in sorted(found, key=len, reverse=True))
-
-
-def scrub_bytes(body: bytes, secret: str) -> bytes:
-    for _, spelling in _spellings(secret) if secret else ():
-        body = body.replace(spelling, b"***")
-    return body
-
-
-def scrub(text: str, secret: str) -> str:
-    """Remove ``secret`` from ``text``: a proxy or server may echo the Authorization header."""
-    for spelling, _ in _spellings(secret) if secret else ():
-        text = text.replace(spelling, "***")
-    return text

@@ -12,32 +12,38 @@ lines 528 and 799): the gauge ``vllm:num_requests_running`` and the counter
 ``model_name`` and ``engine``; samples are summed over the labels (data-parallel engines).
 
 Owns: :func:`parse_sample` (the body, bounded by the exchange and cut down to the few lines
-needed — at most :data:`MAX_LINES`, found with ``bytes.find`` — before prometheus-client's
-text parser sees them, so parsing stays cheap; more than a few lines are parsed in a worker
-thread), :func:`judge_progress` (pure;
-time is an argument) and :class:`ProgressTracker`, the previous sample per cluster that the
-judgement needs.
+needed — at most :data:`MAX_LINES`, found with ``bytes.find`` — then read by the strict parser
+of :mod:`.prom_text`, with prometheus-client's text parser for any text the strict one does not
+take whole, so parsing stays cheap; a long text is parsed in a worker thread),
+:func:`judge_progress` (pure; time is an argument) and :class:`ProgressTracker`, the
+previous sample per cluster that the judgement needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from watchdog.config import Endpoint
 from watchdog.core.model import FailureKind, ProbeKind, ProbeResult
 from watchdog.probes._http import Exchange, Fault, run_probe, status_fault
+from watchdog.probes.prom_text import client_samples, strict_samples
 from watchdog.probes.wire import WireClient
 
 RUNNING = "vllm:num_requests_running"
 GENERATED = "vllm:generation_tokens"  # a counter: its sample is GENERATED + "_total"
-_WANTED = frozenset({RUNNING, GENERATED, GENERATED + "_total"})
-_COMMENTS = (b"# HELP ", b"# TYPE ")
+_GENERATED_TOTAL = GENERATED + "_total"
+_WANTED = frozenset({RUNNING, GENERATED, _GENERATED_TOTAL})
 # One sample per engine and model, plus HELP/TYPE: a few lines in any real deployment. The cap
-# bounds the parser's CPU on the event loop (about 30 µs a line) whatever the page says.
+# bounds the parsers' CPU whatever the page says (a few µs a line strict, about 30 µs with
+# prometheus-client).
 MAX_LINES = 256
-_INLINE_LINES = 16  # this few are parsed on the event loop (well under a millisecond)
+_INLINE_CHARS = 16 * 1024  # the strict parser reads this much on the event loop (< 1 ms)
+# prometheus-client (the strict parser's fallback) reads this few on the event loop (< 1 ms).
+_INLINE_LINES = 16
+_CLIENT_INLINE_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +89,13 @@ _NEEDLES = (RUNNING.encode(), GENERATED.encode())  # every wanted line holds one
 _CANDIDATES = 4 * MAX_LINES  # lines holding a needle (counters add "_created" lines, …)
 
 
-def _wanted(line: bytes) -> bool:
-    """A stripped line is a HELP/TYPE or sample line of a wanted metric."""
-    if line.startswith(_COMMENTS):
-        parts = line.split(None, 3)
-        name = parts[2] if len(parts) > 2 else b""
-    elif line.startswith(b"#"):
-        return False
-    else:
-        head = line.split(b"{", 1)[0].split(None, 1)
-        name = head[0] if head else b""
-    return name.decode("ascii", errors="replace") in _WANTED
+_NAME_ALTERNATIVES = b"|".join(re.escape(n.encode()) for n in sorted(_WANTED, reverse=True))
+# A stripped line that is a HELP/TYPE or sample line of a wanted metric: the name is the third
+# blank-separated word of a comment, or what a sample line holds before ``{`` or a blank.
+_WANTED_LINE = re.compile(
+    rb"# (?:HELP|TYPE) \s*(?:%s)(?:\s|\Z)|(?:%s)(?:[{\s]|\Z)"
+    % (_NAME_ALTERNATIVES, _NAME_ALTERNATIVES)
+)
 
 
 def _wanted_lines(body: bytes) -> str:
@@ -121,7 +123,7 @@ def _wanted_lines(body: bytes) -> str:
     for start in sorted(starts):
         end = body.find(b"\n", start)
         line = body[start : None if end == -1 else end].strip()
-        if _wanted(line):
+        if _WANTED_LINE.match(line):
             keep.append(line)
             if len(keep) > MAX_LINES:
                 raise Fault(
@@ -140,26 +142,59 @@ def parse_sample(body: bytes) -> Sample | None:
 
 
 def parse_lines(text: str) -> Sample | None:
-    """:func:`parse_sample` for the wanted lines alone."""
-    # Imported here: ~80 ms that every CLI command would pay at start-up otherwise.
-    from prometheus_client.parser import text_string_to_metric_families
+    """:func:`parse_sample` for the wanted lines alone.
 
+    Read by the strict parser (:mod:`.prom_text`); a text it does not take whole goes to
+    prometheus-client's parser, which decides: the same reading either way.
+    """
+    found = strict_samples(text)
+    return _totals(found if found is not None else _client_samples(text))
+
+
+def _client_samples(text: str) -> list[tuple[str, float]]:
+    try:
+        return client_samples(text)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _not_prometheus(exc) from None
+
+
+def _not_prometheus(exc: Exception) -> Fault:
+    return Fault(FailureKind.BAD_RESPONSE, f"/metrics is not Prometheus text: {type(exc).__name__}")
+
+
+def _totals(samples: list[tuple[str, float]]) -> Sample | None:
+    """The two sums over the samples (engines, models); None if either metric is missing."""
     running: float | None = None
     generated: float | None = None
     try:
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == RUNNING:
-                    running = (running or 0.0) + s.value
-                elif s.name == GENERATED + "_total":
-                    generated = (generated or 0.0) + s.value
-    except (ValueError, TypeError, IndexError) as exc:
-        raise Fault(
-            FailureKind.BAD_RESPONSE, f"/metrics is not Prometheus text: {type(exc).__name__}"
-        ) from None
+        for name, value in samples:
+            if name == RUNNING:
+                running = (running or 0.0) + value
+            elif name == _GENERATED_TOTAL:
+                generated = (generated or 0.0) + value
+    except OverflowError as exc:  # an integer beyond any float, which prometheus-client keeps
+        raise _not_prometheus(exc) from None
     if running is None or generated is None:
         return None
     return Sample(running, generated)
+
+
+async def _parse(ex: Exchange, lines: str) -> Sample | None:
+    """:func:`parse_lines` bounded on the event loop: the strict parser runs there for a text
+    of at most :data:`_INLINE_CHARS` (well under a millisecond), prometheus-client for one of at
+    most :data:`_INLINE_LINES` lines and :data:`_CLIENT_INLINE_CHARS`; larger ones go to a
+    worker thread, under the probe's deadline."""
+    found = (
+        strict_samples(lines)
+        if len(lines) <= _INLINE_CHARS
+        else await ex.within(asyncio.to_thread(strict_samples, lines))
+    )
+    if found is None:
+        if len(lines) <= _CLIENT_INLINE_CHARS and lines.count("\n") <= _INLINE_LINES:
+            found = _client_samples(lines)
+        else:
+            found = await ex.within(asyncio.to_thread(_client_samples, lines))
+    return _totals(found)
 
 
 class ProgressTracker:
@@ -201,12 +236,8 @@ async def probe_progress(
         if reply.status != 200:
             raise status_fault(reply, "/metrics")
         # Bounded (max_response_bytes, MAX_LINES); the lines are found in C, and only a page
-        # with many of them is parsed off the event loop.
-        lines = _wanted_lines(reply.body)
-        if lines.count("\n") <= _INLINE_LINES:
-            sample = parse_lines(lines)
-        else:
-            sample = await ex.within(asyncio.to_thread(parse_lines, lines))
+        # with many or long ones is parsed off the event loop.
+        sample = await _parse(ex, _wanted_lines(reply.body))
         if sample is None:
             tracker.forget(target)
             return f"unknown: /metrics lacks {RUNNING} or {GENERATED}_total", {}

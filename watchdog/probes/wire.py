@@ -11,6 +11,9 @@ sent every few seconds to a thousand nodes must be. Owns:
   :data:`HEAD_BYTES`, a body never over the cap and never decompressed). A plain connection
   is read by one selector callback on the socket itself; TLS goes through asyncio's SSL
   transport and a small protocol. No stream objects, no coroutine per header line;
+* :meth:`WireClient.send` of a :class:`~watchdog.probes.wire_request.Prepared` request (its
+  address and head built once), and :meth:`WireClient.memo`, where a caller keeps what it
+  built per endpoint, so a request repeated every few seconds splits no URL and writes no head;
 * the translation of every OS, TLS and framing error into a :class:`Fault` at this edge
   (refused, unreachable, a failed TLS handshake, an invalid or cut answer). Messages never
   quote a request header (the API key).
@@ -23,56 +26,29 @@ timed out" or not.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import socket
 import ssl
+import weakref
 from collections.abc import Callable, Mapping
-from functools import lru_cache
-from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar, cast
 
 from watchdog.core.model import FailureKind
-from watchdog.edge.bounded import IDENTITY
 from watchdog.probes._dial import Address, Dial, addresses
 from watchdog.probes._faults import UNREACHABLE_ERRNOS, Fault, one_line
 from watchdog.probes.wire_answer import HEAD_BYTES, Answer, Protocol
 from watchdog.probes.wire_io import PlainExchange, handshake, os_text
+from watchdog.probes.wire_request import Prepared, encode_json
 
-__all__ = ["HEAD_BYTES", "WireClient"]
-
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
-_BAD_HEADER_HINT = "check api_key for stray whitespace or line breaks"
+__all__ = ["HEAD_BYTES", "Prepared", "WireClient", "encode_json"]
 
 
 def _nothing() -> None:
     pass
 
 
-class _Target(NamedTuple):
-    """What a request URL says, parsed once per URL (the probes ask the same few URLs)."""
-
-    host: str
-    port: int
-    tls: bool
-    path: str  # quoted, with the query
-    shown: str  # the path as messages show it
-    authority: str  # the Host header
-
-
-@lru_cache(maxsize=256)  # small: at fleet scale it misses, and memory counts more
-def _target(url: str) -> _Target:
-    parts = urlsplit(url)
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_PATH_SAFE)
-    host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    authority = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        authority += f":{parts.port}"
-    return _Target(
-        host, parts.port or (443 if tls else 80), tls, path, parts.path or "/", authority
-    )
+_Owner = TypeVar("_Owner")
+_Built = TypeVar("_Built")
 
 
 class WireClient:
@@ -86,6 +62,26 @@ class WireClient:
     def __init__(self, tls: ssl.SSLContext | None = None, *, cafile: str | None = None) -> None:
         self._tls = tls
         self._cafile = cafile
+        # What callers built once per owner (an endpoint's prepared requests), by identity;
+        # an entry goes with its owner (a reloaded config's endpoints are new objects).
+        self._memo: dict[int, tuple[weakref.ref[Any], Any]] = {}
+
+    def memo(self, owner: _Owner, build: Callable[[_Owner], _Built]) -> _Built:
+        """``build(owner)``, called once per live ``owner`` object and kept while it lives.
+
+        Keyed by identity, not by value: hashing a config model at every request would cost
+        what the memo saves. ``build`` must not keep ``owner`` itself, or it never goes.
+        """
+        key = id(owner)
+        found = self._memo.get(key)
+        if found is not None and found[0]() is owner:
+            return cast("_Built", found[1])
+        built = build(owner)
+        memo = self._memo
+        # An owner without weak references is not kept: built again at each call.
+        with contextlib.suppress(TypeError):
+            memo[key] = (weakref.ref(owner, lambda _ref: memo.pop(key, None)), built)
+        return built
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -116,22 +112,41 @@ class WireClient:
         """The status and at most ``limit`` raw body bytes, or :class:`Fault` /
         :class:`BodyRefused`, or :class:`TimeoutError` once ``deadline`` (a ``loop.time()``;
         None: the caller bounds the wait) has passed. ``url`` is absolute; ``what`` in messages
-        is method and path."""
-        target = _target(url)
-        what = f"{method} {target.shown}"
-        content = b""
-        if json_body is not None:
-            content = json.dumps(
-                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode()
-        length = len(content) if content or method in ("POST", "PUT", "PATCH") else None
-        head = _request_head(method, target, tuple(headers.items()), length, what)
-        answer = Answer(method, limit, on_headers)
-        if target.tls:
+        is method and path. A caller that repeats a request keeps it :class:`Prepared` and
+        calls :meth:`send`."""
+        content = b"" if json_body is None else encode_json(json_body)
+        ready = Prepared(method, url, headers, body=json_body is not None)
+        return await self.send(
+            ready,
+            content,
+            limit=limit,
+            on_connected=on_connected,
+            on_headers=on_headers,
+            deadline=deadline,
+        )
+
+    async def send(
+        self,
+        ready: Prepared,
+        content: bytes = b"",
+        *,
+        limit: int,
+        on_connected: Callable[[], None] = _nothing,
+        on_headers: Callable[[], None] = _nothing,
+        deadline: float | None = None,
+    ) -> tuple[int, bytes]:
+        """:meth:`request` for a :class:`Prepared` request and its encoded body."""
+        what = ready.what
+        if ready.sized:
+            data = ready.head + b"Content-Length: %d\r\n\r\n" % len(content) + content
+        else:
+            data = ready.head
+        answer = Answer(ready.method, limit, on_headers)
+        if ready.tls:
             async with asyncio.timeout_at(deadline):
-                return await self._over_tls(target, head + content, answer, what, on_connected)
-        addrs = await _addresses(target, what, deadline)
-        plain = PlainExchange(head + content, answer, on_connected)
+                return await self._over_tls(ready, data, answer, what, on_connected)
+        addrs = list(ready.addrs) if ready.addrs else await _addresses(ready, what, deadline)
+        plain = PlainExchange(data, answer, on_connected)
         attempt = Dial(addrs, deadline, then=plain.start)
         try:
             await attempt.done
@@ -149,7 +164,7 @@ class WireClient:
 
     async def _over_tls(
         self,
-        target: _Target,
+        target: Prepared,
         request: bytes,
         answer: Answer,
         what: str,
@@ -192,54 +207,7 @@ def _answer_fault(exc: Exception, what: str) -> Fault:
     )
 
 
-@lru_cache(maxsize=256)
-def _request_head(
-    method: str,
-    target: _Target,
-    headers: tuple[tuple[str, str], ...],
-    length: int | None,
-    what: str,
-) -> bytes:
-    """The request line and headers; built once per distinct request (they repeat)."""
-    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.authority}"]
-    fields = {
-        "User-Agent": "cluster-watchdog",
-        "Accept-Encoding": IDENTITY,
-        **dict(headers),
-        "Connection": "close",
-    }
-    if length is not None:
-        fields.setdefault("Content-Type", "application/json")
-        fields["Content-Length"] = str(length)
-    for name, value in fields.items():
-        if not _valid_value(value):
-            # Our own request is malformed; the message would quote the offending header.
-            raise Fault(
-                FailureKind.PROBE_ERROR,
-                f"the request could not be sent ({what}): invalid header",
-                _BAD_HEADER_HINT,
-            )
-        lines.append(f"{name}: {value}")
-    try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError:
-        raise Fault(
-            FailureKind.PROBE_ERROR,
-            f"the request could not be sent ({what}): invalid header",
-            _BAD_HEADER_HINT,
-        ) from None
-
-
-def _valid_value(value: str) -> bool:
-    """A header value HTTP allows: visible characters, inner spaces and tabs, no edges."""
-    if value != value.strip(" \t"):
-        return False
-    if value.isascii() and value.isprintable():
-        return True  # visible ASCII and spaces: the common case, checked in C
-    return all(c in " \t" or 0x21 <= ord(c) <= 0x7E or 0x80 <= ord(c) <= 0xFF for c in value)
-
-
-async def _addresses(target: _Target, what: str, deadline: float | None) -> list[Address]:
+async def _addresses(target: Prepared, what: str, deadline: float | None) -> list[Address]:
     try:
         return await addresses(target.host, target.port, deadline)
     except socket.gaierror as exc:

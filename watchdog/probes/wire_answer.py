@@ -10,13 +10,16 @@ length over the cap, or more bytes than the cap are :class:`~watchdog.edge.bound
 :class:`Answer` does no I/O: the connection feeds it what arrives (:meth:`Answer.feed`, then
 :meth:`Answer.feed_eof`), and it says when the answer is complete. Its steps are a generator
 that pauses wherever more bytes are needed, so the answer is read as one sequence of steps yet
-costs no coroutine, future or loop iteration per header line. It keeps at most the unparsed
+costs no coroutine, future or loop iteration per header line; a head that has arrived whole
+(the common answer) is checked in one go by regular expressions, with the verdicts reading it
+line by line gives. It keeps at most the unparsed
 rest of the stream, which the caps bound: a line waits for at most :data:`HEAD_BYTES`, a body
 for at most the cap (plus one ``recv``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator
 
 from watchdog.edge.bounded import IDENTITY, BodyRefused
@@ -103,15 +106,37 @@ class Answer:
         self._pos = self._scan = end + 1
         return line.rstrip(b"\r\n")
 
-    def exactly(self, size: int) -> Generator[None, None, bytes]:
-        """The next ``size`` bytes; the stream ending first is a cut answer."""
-        while len(self._buf) - self._pos < size:
-            if self._eof:
-                raise Protocol("the server closed the connection mid-answer")
-            yield
+    def buffered_head(self) -> bytes | None:
+        """A head (status line and header lines, without the empty line) that is all in
+        already, when every line ends in CRLF, it is within :data:`HEAD_BYTES` and has at most
+        :data:`MAX_HEADERS` header lines: the common answer, read in one go. Otherwise None,
+        and the head is read line by line, which gives any other shape its verdict."""
+        start = self._pos
+        end = self._buf.find(b"\r\n\r\n", start, start + HEAD_BYTES + 4)
+        if end < 0:
+            return None
+        block = bytes(self._buf[start:end])
+        ends = block.count(b"\r\n")
+        if block.count(b"\r") != ends or block.count(b"\n") != ends or ends > MAX_HEADERS:
+            return None  # a bare CR or LF: the line-by-line rules decide
+        self._pos = self._scan = end + 4
+        return block
+
+    def buffered(self, size: int) -> bytes | None:
+        """:meth:`exactly` if the bytes are in already (no generator needed), else None."""
+        if len(self._buf) - self._pos < size:
+            return None
         start, self._pos = self._pos, self._pos + size
         self._scan = self._pos
         return bytes(memoryview(self._buf)[start : self._pos])  # one copy, not two
+
+    def exactly(self, size: int) -> Generator[None, None, bytes]:
+        """The next ``size`` bytes; the stream ending first is a cut answer."""
+        while (got := self.buffered(size)) is None:
+            if self._eof:
+                raise Protocol("the server closed the connection mid-answer")
+            yield
+        return got
 
     def rest(self, limit: int) -> Generator[None, None, bytes]:
         """Everything up to the end of the stream, refused once over ``limit`` bytes."""
@@ -126,32 +151,38 @@ class Answer:
 
 def _response(answer: Answer, method: str, limit: int, on_headers: Callable[[], None]) -> Steps:
     for _ in range(_MAX_INTERIM + 1):
-        line = answer.buffered_line()
-        status = _status(line if line is not None else (yield from answer.line()))
-        fields = yield from _headers(answer)
+        head = answer.buffered_head()
+        if head is not None:
+            status, fields = _head(head)
+        else:
+            line = answer.buffered_line()
+            status = _status(line if line is not None else (yield from answer.line()))
+            fields = yield from _headers(answer)
         if not (100 <= status < 200):
             break
     else:
         raise Protocol("too many interim (1xx) answers")
     on_headers()
-    encoding = ", ".join(v.strip().lower() for v in fields.get("content-encoding", []) if v)
-    if any(part.strip() not in ("", IDENTITY) for part in encoding.split(",")):
-        raise BodyRefused(f"Content-Encoding {encoding!r} was not asked for (identity only)")
+    if encodings := fields.get("content-encoding"):
+        encoding = ", ".join(v.strip().lower() for v in encodings if v)
+        if any(part.strip() not in ("", IDENTITY) for part in encoding.split(",")):
+            raise BodyRefused(f"Content-Encoding {encoding!r} was not asked for (identity only)")
     if method == "HEAD" or status in (204, 304):
         return status, b""
-    codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")]
-    if codings:
+    if transfer := fields.get("transfer-encoding"):
+        codings = [c.strip().lower() for v in transfer for c in v.split(",")]
         if codings[-1] != "chunked":
             raise Protocol(f"unsupported Transfer-Encoding {one_line(', '.join(codings))!r}")
         return status, (yield from _chunked(answer, limit))
-    lengths = {v.strip() for v in fields.get("content-length", [])}
-    if lengths:
+    if declared_lengths := fields.get("content-length"):
+        lengths = {v.strip() for v in declared_lengths}
         if len(lengths) != 1 or not (declared := lengths.pop()).isdigit() or len(declared) > 18:
             raise Protocol("invalid Content-Length")
         size = int(declared)
         if size > limit:
             raise BodyRefused(f"response larger than {limit} bytes (Content-Length {declared})")
-        return status, (yield from answer.exactly(size))
+        body = answer.buffered(size)
+        return status, body if body is not None else (yield from answer.exactly(size))
     return status, (yield from answer.rest(limit))
 
 
@@ -166,7 +197,13 @@ def _status(line: bytes) -> int:
     return int(code)
 
 
+# The only headers the framing reads; every other line is checked and skipped.
+_FRAMING = frozenset({b"content-encoding", b"transfer-encoding", b"content-length"})
+
+
 def _headers(answer: Answer) -> Generator[None, None, dict[str, list[str]]]:
+    """The framing headers (:data:`_FRAMING`, names lower-cased) of a head whose every line is
+    checked: at most :data:`MAX_HEADERS` lines, :data:`HEAD_BYTES` in all, each ``name: value``."""
     fields: dict[str, list[str]] = {}
     total = 0
     for _ in range(MAX_HEADERS + 1):
@@ -178,12 +215,44 @@ def _headers(answer: Answer) -> Generator[None, None, dict[str, list[str]]]:
         total += len(line)
         if total > HEAD_BYTES:
             raise Protocol(f"headers larger than {HEAD_BYTES} bytes")
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or b" " in name:
-            raise Protocol("a malformed header line")
-        key = name.decode("latin-1").lower()
-        fields.setdefault(key, []).append(value.strip().decode("latin-1"))
+        _field(line, fields)
     raise Protocol(f"more than {MAX_HEADERS} headers")
+
+
+# A header line ``_field`` accepts (a name without colon or space and not starting or ending
+# in whitespace, then a colon), after the CRLF that ends the line before it.
+_HEADER_LINES = re.compile(rb"(?:\r\n[^:\s](?:[^: \r\n]*[^:\s])?:[^\r\n]*+)*")
+_FRAMING_LINE = re.compile(
+    rb"\r\n(content-encoding|transfer-encoding|content-length):([^\r\n]*)", re.IGNORECASE
+)
+
+
+def _head(block: bytes) -> tuple[int, dict[str, list[str]]]:
+    """The status and the framing headers of a head read in one go (``buffered_head``): the
+    same verdicts as line by line, with every line checked by one regular expression."""
+    first = block.find(b"\r\n")
+    status = _status(block if first < 0 else block[:first])
+    fields: dict[str, list[str]] = {}
+    if first < 0:
+        return status, fields
+    if _HEADER_LINES.fullmatch(block, first) is None:
+        for line in block[first + 2 :].split(b"\r\n"):
+            _field(line, fields)  # raises for the malformed line
+        return status, fields
+    for match in _FRAMING_LINE.finditer(block, first):
+        name, value = match.groups()
+        fields.setdefault(name.lower().decode(), []).append(value.strip().decode("latin-1"))
+    return status, fields
+
+
+def _field(line: bytes, fields: dict[str, list[str]]) -> None:
+    """Check one header line; keep its value in ``fields`` if it is a framing header."""
+    name, sep, value = line.partition(b":")
+    if not sep or not name or name != name.strip() or b" " in name:
+        raise Protocol("a malformed header line")
+    key = name.lower()
+    if key in _FRAMING:
+        fields.setdefault(key.decode(), []).append(value.strip().decode("latin-1"))
 
 
 def _chunked(answer: Answer, limit: int) -> Generator[None, None, bytes]:
