@@ -11,8 +11,8 @@ import. Two tables:
 - **cumulative**: the ``run`` path in the order the daemon loads it, each row adding to the
   previous one — what each step adds;
 - **later**: what the daemon loads only when it needs it, each on top of the whole ``run``
-  path: the engine-progress probe's parser, the HTTP client at the first page, the metrics
-  endpoint with ``metrics.listen``, python-kasa for a KLAP/AES/Tapo plug.
+  path: the engine-progress probe's fallback parser, the HTTP client at the first page, the
+  metrics endpoint with ``metrics.listen``, python-kasa for a KLAP/AES/Tapo plug.
 
 The idle daemon's own RSS is measured by ``bench_fleet.py --nodes 2``. Nothing is asserted.
 """
@@ -40,6 +40,7 @@ LIBRARIES = [
     ("pydantic", "import pydantic"),
     ("PyYAML", "import yaml"),
     ("psutil", "import psutil"),
+    ("immutables", "import immutables"),
     ("prometheus-client", "import prometheus_client"),
     ("httpx", "import httpx"),
     ("aiohttp", "import aiohttp"),
@@ -49,7 +50,10 @@ LIBRARIES = [
 RUN_PATH = [
     ("interpreter", "pass"),
     ("+ watchdog.config (pydantic, PyYAML)", "import watchdog.config"),
-    ("+ watchdog.core (policy, paging)", "import watchdog.core.policy, watchdog.core.paging"),
+    (
+        "+ watchdog.core (policy, paging, immutables)",
+        "import watchdog.core.policy, watchdog.core.paging",
+    ),
     ("+ watchdog.state (store)", "import watchdog.state.store"),
     ("+ watchdog.probes (ssh, HTTP/1.1)", "import watchdog.probes"),
     ("+ watchdog.alerts (no httpx until a page)", "import watchdog.alerts.dispatch"),
@@ -60,7 +64,8 @@ RUN_PATH = [
 
 LATER = [
     (
-        "+ the progress probe's parser (prometheus-client)",
+        "+ the progress probe's fallback parser (prometheus-client), for a page outside the "
+        "strict grammar",
         "import prometheus_client.parser",
     ),
     (
