@@ -11,16 +11,13 @@ is 128 + that signal's number (143 for SIGTERM, 130 for SIGINT); a graceful stop
 The daemon drives the engine through its methods only.
 
 Order at start: config → logging → the state directory's daemon lock → state (under the
-state lock) → adapters → half-done cycles finished → jobs scheduled → the heap settled
-(:func:`settle_heap`: what lives as long as the daemon leaves the garbage collector's scans;
-again after each reload) → ``READY=1``.
+state lock) → adapters → half-done cycles finished → jobs scheduled → ``READY=1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -178,8 +175,6 @@ class Daemon:
         self._tasks.append(
             asyncio.create_task(watchdog_loop(self.notifier, is_healthy=self._loop_ok))
         )
-        if self.install_signals:  # the daemon owns the process: its signals and its heap
-            settle_heap()
         self.notifier.ready(engine.summary())
         log_event(
             log,
@@ -272,8 +267,6 @@ class Daemon:
             action="reload",
         )
         self.status_note = ""
-        if self.install_signals:
-            settle_heap(again=True)
         self.notifier.ready(engine.summary())
 
     # ------------------------------------------------------------------ helpers
@@ -313,17 +306,3 @@ class Daemon:
     def _loop_ok(self) -> bool:
         # A scheduler that stopped ticking must stop the WATCHDOG=1 pings too.
         return self.engine is None or self.engine.ticking(_TICK_STALE)
-
-
-def settle_heap(*, again: bool = False) -> None:
-    """Take what is alive now (modules, the config's models, the engine) out of the cyclic
-    garbage collector's scans: it lives as long as the daemon (``gc.freeze``). Reference
-    counting still frees it; only its cycles would not be found. A full collection scanning
-    the whole heap paused the event loop for 57–78 ms every 20–30 s at 1000 nodes — and
-    every probe of the slot behind it — against 18–31 ms over what changes
-    (benchmarks/README.md, "Fleet figures"). ``again`` (after a reload): first give back what
-    was frozen, so that the replaced config's cycles are collected."""
-    if again:
-        gc.unfreeze()
-    gc.collect()
-    gc.freeze()
