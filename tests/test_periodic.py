@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import pytest
@@ -53,16 +54,19 @@ def test_a_time_put_on_the_grid_is_the_nearest_multiple_on_its_side(
         assert t - grid - 1e-6 < g <= t + 1e-6
 
 
+def recorder(log: list[str], name: str) -> JobFunc:
+    """A job that notes its name in ``log`` each time it runs."""
+
+    async def run() -> None:
+        log.append(name)
+
+    return run
+
+
 async def test_jobs_due_together_share_one_timer_and_fire_in_the_same_order_every_time() -> None:
     loop = asyncio.get_running_loop()
     order: list[str] = []
-
-    def job(name: str) -> JobFunc:
-        async def run() -> None:
-            order.append(name)
-
-        return run
-
+    job = functools.partial(recorder, order)
     timers = Periodic()
     first = loop.time() + 0.02
     names = [f"j{i}" for i in range(6)]
@@ -83,13 +87,7 @@ async def test_jobs_due_together_share_one_timer_and_fire_in_the_same_order_ever
 async def test_a_removed_job_leaves_its_slot_and_an_empty_slot_its_timer() -> None:
     loop = asyncio.get_running_loop()
     ran: list[str] = []
-
-    def job(name: str) -> JobFunc:
-        async def run() -> None:
-            ran.append(name)
-
-        return run
-
+    job = functools.partial(recorder, ran)
     timers = Periodic()
     timers.add("a", 0.05, job("a"), first=loop.time() + 0.03)
     timers.add("b", 0.05, job("b"), first=loop.time() + 0.03)
