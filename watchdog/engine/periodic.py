@@ -81,8 +81,8 @@ class Periodic:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
-        self._slots: dict[float, list[Job]] = {}  # fire time -> its jobs, in firing order
-        self._timers: dict[float, asyncio.TimerHandle] = {}  # fire time -> its loop timer
+        # Fire time -> its loop timer and its jobs, in firing order.
+        self._slots: dict[float, tuple[asyncio.TimerHandle, list[Job]]] = {}
         self._left: dict[str, asyncio.Task[None]] = {}  # runs of removed jobs, by job id
         self.skipped = 0  # fires skipped because the job's previous run was still going
         self.running = False
@@ -108,7 +108,7 @@ class Periodic:
     @property
     def slots(self) -> int:
         """Loop timers armed: one per instant some job is due at."""
-        return len(self._timers)
+        return len(self._slots)
 
     def start(self) -> None:
         self.running = True
@@ -145,39 +145,32 @@ class Periodic:
 
     def _enter(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
         at = job.slot = job.next_at
-        jobs = self._slots.get(at)
-        if jobs is None:
-            self._slots[at] = [job]
-            self._timers[at] = loop.call_at(at, self._fire, at)
+        slot = self._slots.get(at)
+        if slot is None:
+            self._slots[at] = (loop.call_at(at, self._fire, at), [job])
         else:
-            jobs.append(job)
+            slot[1].append(job)
 
     def _disarm_all(self) -> None:
-        for timer in self._timers.values():
+        for timer, jobs in self._slots.values():
             timer.cancel()
-        for jobs in self._slots.values():
             for job in jobs:
                 job.slot = None
-        self._timers.clear()
         self._slots.clear()
 
     def _cancel(self, job: Job | None) -> None:
         if job is None or job.slot is None:
             return
         at, job.slot = job.slot, None
-        jobs = self._slots.get(at, [])
-        if job in jobs:
-            jobs.remove(job)
+        timer, jobs = self._slots[at]  # an armed job is in the slot it names
+        jobs.remove(job)
         if not jobs:
-            self._slots.pop(at, None)
-            timer = self._timers.pop(at, None)
-            if timer is not None:
-                timer.cancel()
+            del self._slots[at]
+            timer.cancel()
 
     def _fire(self, at: float) -> None:
         loop = asyncio.get_running_loop()
-        self._timers.pop(at, None)
-        jobs = self._slots.pop(at, [])
+        _, jobs = self._slots.pop(at)
         for job in jobs:
             job.slot = None
             self._run(job, loop)
