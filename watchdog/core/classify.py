@@ -102,7 +102,7 @@ def _classify(
         # every node after a restart or a blind spell would be a stampede on a large fleet).
         reason = st.reason or "waiting for a fresh probe"
         return st, _Verdict(st.cls, reason, held=True, blocked=st.blocked)
-    armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
+    armed = _armed(st, cfg, now)
     if plug is not None and plug.reachable and plug.is_on is False:
         wants = ActionKind.POWER_ON if p.power_on_if_off else None
         return st, _Verdict(NodeClass.POWERED_OFF, "plug reports off", wants)
@@ -252,8 +252,7 @@ def timeless(st: NodeState, cs: ClusterState, cfg: Config, now: float, blind: st
     if ssh.failing and ssh.last_failure is FailureKind.BAD_BANNER:
         return ssh.meets(*thresholds)  # misconfigured, for good; suspect until then
     if ssh.failing and ssh.last_failure in _WEDGE_SSH:
-        armed = st.seen_healthy or now - st.first_seen >= p.startup_timeout
-        if not armed or ssh.failing_since is None or not ssh.meets(*thresholds):
+        if not _armed(st, cfg, now) or ssh.failing_since is None or not ssh.meets(*thresholds):
             return False
         # ssh_down: the proof is evidence about the time the failure began. Every other
         # outcome asks for something, wants power or turns stale with time.
@@ -264,7 +263,13 @@ def timeless(st: NodeState, cs: ClusterState, cfg: Config, now: float, blind: st
     endpoint = _endpoint_fault(cs)
     if endpoint is not None:
         return endpoint[1].meets(*thresholds)  # degraded or misconfigured; suspect until then
-    return st.seen_healthy or now - st.first_seen >= p.startup_timeout  # healthy; not armed
+    return _armed(st, cfg, now)  # healthy; not armed
+
+
+def _armed(st: NodeState, cfg: Config, now: float) -> bool:
+    """Seen healthy once, or given ``startup_timeout`` to be: a node may be judged (this
+    only ever turns true)."""
+    return st.seen_healthy or now - st.first_seen >= cfg.policy.startup_timeout
 
 
 def _fresh(st: NodeState, cfg: Config) -> bool:
